@@ -1,0 +1,162 @@
+/* This file declares the interface shared by switchsim's two timing engines, which execute a
+ * step program (sim/program.h) on a pod (a chip description plus a topology) without
+ * computing any values:
+ *   - the analytic engine (sim/engine_analytic.c): list scheduling in op order — an op starts
+ *     when its dependencies have finished and its unit of its core is free — with transfers
+ *     priced contention-free (hops * latency + bytes / bandwidth + packetisation), and the
+ *     per-link load reported as a lower bound on the makespan;
+ *   - the SystemC engine (sim/sc/): discrete events, one module per chip, links as modules
+ *     that serialise packets FIFO per direction, so flows that share a link share its
+ *     bandwidth.
+ *
+ * Units of a core: the matrix units (matmul ops), the vector unit (vector ops), the DMA engine
+ * (hbm ops) and the network interface (send/recv ops). Ops of one unit of one core run one at
+ * a time in program order; ops on different units overlap when their dependencies allow.
+ * A send finishes when its last packet has left the source chip; the matching recv finishes
+ * when the last packet has arrived (and its own dependencies have finished).
+ *
+ * Link model: a message of B bytes is cut into P = ceil(B / packet_bytes) packets; a packet
+ * crosses one hop in its serialisation time (its bytes / link bandwidth) followed by the hop
+ * latency, and is forwarded to the next hop once fully received (store-and-forward per
+ * packet). An uncontended message over h hops therefore takes
+ *   h * (latency + t_first) + (bytes - first packet bytes) / bandwidth
+ * where t_first is the first packet's serialisation time. A message between two cores of the
+ * same chip takes no link time (it is priced as zero hops). Each directed link serialises the
+ * packets offered to it in arrival order (FIFO); ties in arrival time are broken by message
+ * (op) id, then packet index, so results are deterministic.
+ *
+ * Invariants: results are deterministic for a given program and configuration; times are in
+ * seconds (double); per-op arrays are indexed by op id, per-link arrays by sim_topo link id.
+ */
+#ifndef SWITCHSIM_SIM_ENGINE_H
+#define SWITCHSIM_SIM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "sim/chip.h"
+#include "sim/pod.h"
+#include "sim/program.h"
+#include "sim/topo.h"
+
+typedef enum { SIM_ENGINE_ANALYTIC = 0, SIM_ENGINE_SYSTEMC = 1 } sim_engine_kind;
+
+typedef enum {
+    SIM_UNIT_MXU = 0,
+    SIM_UNIT_VECTOR,
+    SIM_UNIT_DMA,
+    SIM_UNIT_NET,
+    SIM_UNIT_COUNT
+} sim_unit;
+
+typedef struct {
+    const sim_chip *chip;  /* every chip of the pod is this chip */
+    const sim_topo *topo;  /* cores = topo chips * chip cores_per_chip */
+    uint32_t packet_bytes; /* messages are split into packets of this size (last may be short) */
+    int record_ops;        /* fill op_start_s/op_end_s */
+    int record_links;      /* fill link_intervals (busy intervals of every link) */
+} sim_engine_cfg;
+
+/* Default packet size of ICI messages. */
+enum { SIM_PACKET_BYTES_DEFAULT = 4096 };
+
+typedef struct {
+    int32_t link;
+    double start_s, end_s;
+} sim_link_interval;
+
+typedef struct {
+    double makespan_s;           /* end of the last op */
+    double link_bound_s;         /* max over links of busy time: a lower bound on the makespan */
+    int32_t nops, ncores, nlinks;
+    double *op_start_s, *op_end_s; /* [nops] when record_ops, else NULL */
+    double *unit_busy_s;         /* [ncores * SIM_UNIT_COUNT]: time each unit was busy */
+    uint64_t *link_bytes;        /* [nlinks] payload bytes carried */
+    uint64_t *link_packets;      /* [nlinks] packets carried */
+    double *link_busy_s;         /* [nlinks] serialisation time of those packets */
+    uint32_t *link_peak_queue;   /* [nlinks] most packets waiting for the link at once */
+    sim_link_interval *link_intervals; /* [nlink_intervals] when record_links, else NULL */
+    size_t nlink_intervals;
+    uint64_t events;             /* events processed (0 for the analytic engine) */
+    size_t link_intervals_cap;   /* allocated entries of link_intervals (engine.c's helper) */
+} sim_result;
+
+/* Runs program p on the engine; *out is owned by the caller (free with sim_result_free) and is
+ * zeroed on error. Fails with a message for programs the engine cannot price (e.g. collective
+ * ops before the collectives module lowers them) and for inconsistent configurations. */
+ss_status sim_engine_run(sim_engine_kind kind, const sim_program *p, const sim_engine_cfg *cfg,
+                         sim_result *out, ss_err *err);
+void sim_result_free(sim_result *r);
+const char *sim_engine_name(sim_engine_kind kind);
+int sim_engine_parse(const char *s, sim_engine_kind *out);
+const char *sim_unit_name(sim_unit u);
+
+/* ---- helpers shared by both engines (sim/engine.c) ----------------------------------- */
+
+/* The analytic engine (sim/engine_analytic.c); sim_engine_run checks cfg and p with
+ * sim_engine_check first. */
+ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cfg,
+                                  sim_result *out, ss_err *err);
+
+/* Checks what both engines need: chip and topo set, chip->cores_per_chip equal to the
+ * topology's, packet_bytes >= 1, p->ncores <= the pod's cores (a smaller program leaves the
+ * remaining cores idle; a larger one fails naming both numbers), no collective op (the
+ * collectives module, a later issue, lowers them to send/recv), and a clean builder status. */
+ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_err *err);
+
+/* The topology of a pod: its dims and wraparound flags, its chip's cores per chip. */
+ss_status sim_engine_pod_topo(sim_topo *t, const sim_pod *pod, ss_err *err);
+
+/* The unit that runs ops of a kind: matmul -> MXU, vector -> VECTOR, hbm -> DMA, send and
+ * recv -> NET; a collective has none (returns SIM_UNIT_COUNT). */
+sim_unit sim_engine_op_unit(sim_op_kind kind);
+
+/* Seconds op id of p takes on one core of chip when it runs alone: matmul from
+ * sim_matmul_time (bf16/fp32 operands as given, double buffering, SIM_FP32_PASSES_DEFAULT),
+ * vector from sim_vector_time, hbm = (read + write bytes) / sim_timing_core_hbm_bytes_per_s.
+ * Only for those three kinds (SS_ASSERT); SS_ERR_RANGE from the timing models. */
+ss_status sim_engine_op_seconds(const sim_program *p, int32_t id, const sim_chip *chip,
+                                double *seconds, ss_err *err);
+
+/* Pairs every send with its recv as program validation does: the k-th send from core s to
+ * core d with tag t with the k-th recv on d from s with tag t. partner[nops] receives, for a
+ * send its recv's id, for a recv its send's id, and -1 for other ops. Fails (naming the op)
+ * on an unmatched send or recv or a byte-count mismatch, which a validated program never has. */
+ss_status sim_engine_pair_xfers(const sim_program *p, int32_t *partner, ss_err *err);
+
+/* One message under the link model above (bandwidth link_gbps * 1e9 B/s, latency
+ * link_latency_ns * 1e-9 s of the chip). A 0-byte message is one empty packet: it pays the
+ * hop latencies and no serialisation. */
+typedef struct {
+    uint64_t bytes;        /* payload */
+    uint64_t packets;      /* max(1, ceil(bytes / packet_bytes)) */
+    uint32_t packet_bytes; /* size of every packet but the last */
+    double bytes_per_s;    /* link bandwidth, one direction */
+    double latency_s;      /* per hop */
+    double ser_s;          /* bytes / bandwidth: time the message occupies each link it crosses */
+    double first_ser_s;    /* serialisation time of the first packet */
+} sim_msg;
+
+void sim_msg_init(sim_msg *m, const sim_chip *chip, uint64_t bytes, uint32_t packet_bytes);
+/* Bytes of packet i (0 <= i < packets): packet_bytes except for a short last one. */
+uint64_t sim_msg_packet_bytes(const sim_msg *m, uint64_t i);
+/* Contention-free time from the first packet entering the first link until the last packet
+ * has arrived over hops links: hops * (latency + first_ser_s) + (bytes - first packet) /
+ * bandwidth; 0 for hops == 0. */
+double sim_msg_latency_s(const sim_msg *m, int hops);
+/* Contention-free busy window of the k-th link (0-based) of the route, relative to the
+ * message's start: [k * (latency + first_ser_s), that + ser_s). */
+double sim_msg_link_start_s(const sim_msg *m, int k);
+
+/* Allocates r for nops ops, ncores cores and nlinks links, every counter zero; op times
+ * only when record_ops. On failure r is zeroed. */
+ss_status sim_result_alloc(sim_result *r, int32_t nops, int32_t ncores, int32_t nlinks,
+                           int record_ops, ss_err *err);
+/* Adds m to the statistics of every link of route[0..hops): bytes, packets, ser_s. */
+void sim_result_add_message(sim_result *r, const int *route, int hops, const sim_msg *m);
+/* Appends one busy interval (amortised O(1)). */
+ss_status sim_result_add_interval(sim_result *r, int32_t link, double start_s, double end_s,
+                                  ss_err *err);
+
+#endif

@@ -1,0 +1,737 @@
+/* This file implements the tests of the SystemC discrete-event engine (sim/sc/engine_sc.cc),
+ * run through sim_engine_run(SIM_ENGINE_SYSTEMC, ...): a single transfer over 1..5 hops against
+ * the closed form of sim/engine.h (latency * h + serialisation of the first packet * h + the
+ * rest / bandwidth), link statistics and merged busy intervals; two flows sharing a link take
+ * twice as long as one (contention the analytic engine does not model); the tie rule on a link
+ * (same arrival time: lower message id first); a dependency chain of matmuls against the sum of
+ * sim_matmul_time; agreement with the analytic engine on contention-free programs; repeated
+ * calls in one process giving identical results; error reporting (collective ops, deadlock);
+ * and a 1024-chip 32x32 torus with 10,000 random messages (wall time and events/s printed as
+ * information, never asserted). Skips (exit 77) when the build has no SystemC.
+ *
+ * Test chip: 100 GB/s links (a 4 KiB packet serialises in 40.96 ns, a whole number of ps),
+ * 1000 ns hop latency, HBM 1000 GB/s per chip, TPU v3-like cores.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "sim/engine.h"
+#include "switchsim_config.h"
+
+static const double LINK_BPS = 100e9;  /* bytes/s */
+static const double LAT_S = 1000e-9;   /* per hop */
+enum { PKT = SIM_PACKET_BYTES_DEFAULT };
+
+static sim_chip test_chip(int cores_per_chip)
+{
+    sim_chip c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "sc-test");
+    c.cores_per_chip = cores_per_chip;
+    c.hbm_bytes = 32ull << 30;
+    c.hbm_gbps = 1000;
+    c.ici_ports = 6;
+    c.link_gbps = LINK_BPS / 1e9;
+    c.link_latency_ns = LAT_S * 1e9;
+    c.mxu_per_core = 2;
+    c.mxu_rows = 128;
+    c.mxu_cols = 128;
+    c.clock_ghz = 0.94;
+    c.vector_flops_per_cycle = 1024;
+    c.vmem_bytes = 16ull << 20;
+    return c;
+}
+
+/* A pod for the tests: its chip, topology and engine configuration (recording everything). */
+typedef struct {
+    sim_chip chip;
+    sim_topo topo;
+    sim_engine_cfg cfg;
+} pod;
+
+static void pod_init(pod *d, int ndims, const int *dims, const int *wrap, int cores_per_chip)
+{
+    ss_err err = {0};
+    d->chip = test_chip(cores_per_chip);
+    if (sim_topo_init(&d->topo, ndims, dims, wrap, cores_per_chip, &err) != SS_OK)
+        fail_msg("sim_topo_init: %s", err.msg);
+    d->cfg = (sim_engine_cfg){&d->chip, &d->topo, PKT, 1, 1};
+}
+
+static void line_pod(pod *d, int chips, int cores_per_chip)
+{
+    const int dims[1] = {chips}, wrap[1] = {0};
+    pod_init(d, 1, dims, wrap, cores_per_chip);
+}
+
+static sim_program new_program(int32_t ncores)
+{
+    sim_program p;
+    ss_err err = {0};
+    if (sim_program_init(&p, ncores, &err) != SS_OK)
+        fail_msg("sim_program_init: %s", err.msg);
+    return p;
+}
+
+static void check_built(const sim_program *p)
+{
+    ss_err err = {0};
+    if (sim_program_validate(p, &err) != SS_OK)
+        fail_msg("program: %s", err.msg);
+}
+
+static sim_result run(sim_engine_kind kind, const sim_program *p, const pod *d)
+{
+    sim_result r;
+    ss_err err = {0};
+    if (sim_engine_run(kind, p, &d->cfg, &r, &err) != SS_OK)
+        fail_msg("%s engine: %s", sim_engine_name(kind), err.msg);
+    return r;
+}
+
+static double rel(double got, double want)
+{
+    return fabs(got - want) / fabs(want);
+}
+
+/* Closed form of an uncontended message (sim/engine.h), written out independently. */
+static double transfer_s(uint64_t bytes, int hops)
+{
+    const double first = (double)(bytes < PKT ? bytes : PKT);
+    return hops * (LAT_S + first / LINK_BPS) + ((double)bytes - first) / LINK_BPS;
+}
+
+/* ---- single transfer ---------------------------------------------------------------------- */
+
+static void test_engine_sc_single_transfer_hops(void **state)
+{
+    (void)state;
+    const uint64_t bytes = 1000 * PKT + 123; /* a short last packet */
+    const uint64_t packets = 1001;
+    double worst = 0;
+    pod d;
+    line_pod(&d, 6, 1);
+    for (int h = 1; h <= 5; h++) {
+        sim_program p = new_program(6);
+        const int32_t s = sim_program_add_send(&p, 0, 0, h, bytes, 0, NULL, 0);
+        const int32_t r = sim_program_add_recv(&p, h, 0, 0, bytes, 0, NULL, 0);
+        check_built(&p);
+        sim_result res = run(SIM_ENGINE_SYSTEMC, &p, &d);
+        const double want = transfer_s(bytes, h);
+        const double e = rel(res.op_end_s[r], want);
+        worst = e > worst ? e : worst;
+        assert_true(e < 0.01);
+        assert_true(rel(res.makespan_s, want) < 0.01);
+        /* the send ends when its last packet has left the source chip */
+        assert_true(rel(res.op_end_s[s], (double)bytes / LINK_BPS) < 1e-6);
+        assert_true(res.events > 0);
+        /* every link of the route: all bytes and packets, one merged busy interval starting
+         * k * (latency + first packet) after the send */
+        assert_int_equal(res.nlink_intervals, h);
+        for (size_t i = 0; i < res.nlink_intervals; i++) {
+            const sim_link_interval *iv = &res.link_intervals[i];
+            const int k = (int)i; /* a line's +x link id is its source chip: route order */
+            assert_int_equal(iv->link, k);
+            assert_true(res.link_bytes[k] == bytes);
+            assert_true(res.link_packets[k] == packets);
+            assert_true(rel(res.link_busy_s[k], (double)bytes / LINK_BPS) < 1e-6);
+            const double want_start = k * (LAT_S + PKT / LINK_BPS);
+            assert_true(k == 0 ? iv->start_s == 0 : rel(iv->start_s, want_start) < 1e-6);
+            assert_true(rel(iv->end_s - iv->start_s, (double)bytes / LINK_BPS) < 1e-6);
+            /* all packets wait at the first link; later links see at most the short last one */
+            assert_true(k == 0 ? res.link_peak_queue[k] == packets - 1
+                               : res.link_peak_queue[k] <= 1);
+        }
+        assert_true(rel(res.link_bound_s, (double)bytes / LINK_BPS) < 1e-6);
+        sim_result_free(&res);
+        sim_program_free(&p);
+    }
+    print_message("single transfer, 1..5 hops: max relative difference to the closed form %.3g\n",
+                  worst);
+}
+
+/* ---- contention --------------------------------------------------------------------------- */
+
+/* Line 0-1-2: flow A 0 -> 2 and (when both) flow B 1 -> 2 share link 1 -> 2. */
+static double flows_makespan(sim_engine_kind kind, int both, uint64_t bytes)
+{
+    pod d;
+    line_pod(&d, 3, 1);
+    sim_program p = new_program(3);
+    sim_program_add_send(&p, 0, 0, 2, bytes, 0, NULL, 0);
+    sim_program_add_recv(&p, 2, 0, 0, bytes, 0, NULL, 0);
+    if (both) {
+        sim_program_add_send(&p, 1, 0, 2, bytes, 0, NULL, 0);
+        sim_program_add_recv(&p, 2, 0, 1, bytes, 0, NULL, 0);
+    }
+    check_built(&p);
+    sim_result r = run(kind, &p, &d);
+    const double m = r.makespan_s;
+    if (both && kind == SIM_ENGINE_SYSTEMC) {
+        const int shared = 1; /* +x link of chip 1 */
+        assert_true(r.link_bytes[shared] == 2 * bytes);
+        assert_true(rel(r.link_busy_s[shared], 2.0 * (double)bytes / LINK_BPS) < 1e-6);
+        assert_true(r.link_peak_queue[shared] >= bytes / PKT - 1);
+    }
+    sim_result_free(&r);
+    sim_program_free(&p);
+    return m;
+}
+
+static void test_engine_sc_two_flows_share_link(void **state)
+{
+    (void)state;
+    const uint64_t bytes = 64ull << 20;
+    const double one = flows_makespan(SIM_ENGINE_SYSTEMC, 0, bytes);
+    const double two = flows_makespan(SIM_ENGINE_SYSTEMC, 1, bytes);
+    const double analytic = flows_makespan(SIM_ENGINE_ANALYTIC, 1, bytes);
+    print_message("one flow %.6g s, two flows %.6g s (ratio %.5f, want 2 within 1%%); analytic "
+                  "engine, two flows: %.6g s\n",
+                  one, two, two / one, analytic);
+    assert_true(rel(two, 2 * one) < 0.01);
+    assert_true(rel(one, transfer_s(bytes, 2)) < 0.01);
+}
+
+/* Line 0-1-2, link 1 -> 2. Message X: chip 0 -> chip 2, sent at 0; its first packet reaches
+ * link 1 -> 2 at t = packet + latency = 1040.96 ns. Message Y: chip 1 -> chip 2, queued on
+ * chip 1's network unit behind a send W to chip 0 whose last packet leaves at exactly t (W's
+ * bytes serialise in t), so both are offered to link 1 -> 2 at t, Y in a later delta cycle
+ * than X (W's end reaches chip 1 through link 1 -> 0): when Y has the lower id the link must
+ * revise the choice it made at t. Returns the arrival of Y's last packet minus t. */
+static double tie_y_after_t(int y_first)
+{
+    pod d;
+    line_pod(&d, 3, 1);
+    const double t = PKT / LINK_BPS + LAT_S;
+    const uint64_t wb = (uint64_t)llround(t * LINK_BPS); /* 104096 bytes */
+    const uint64_t xb = 8 * PKT, yb = 2 * PKT;
+    sim_program p = new_program(3);
+    if (!y_first)
+        sim_program_add_send(&p, 0, 0, 2, xb, 0, NULL, 0);
+    sim_program_add_send(&p, 1, 0, 0, wb, 0, NULL, 0);
+    sim_program_add_send(&p, 1, 0, 2, yb, 0, NULL, 0); /* after W on the network unit */
+    if (y_first)
+        sim_program_add_send(&p, 0, 0, 2, xb, 0, NULL, 0);
+    sim_program_add_recv(&p, 0, 0, 1, wb, 0, NULL, 0);
+    const int32_t yrecv = sim_program_add_recv(&p, 2, 0, 1, yb, 0, NULL, 0); /* ends on arrival */
+    sim_program_add_recv(&p, 2, 0, 0, xb, 0, NULL, 0);
+    check_built(&p);
+    sim_result r = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    const double y = r.op_end_s[yrecv] - t;
+    sim_result_free(&r);
+    sim_program_free(&p);
+    return y;
+}
+
+static void test_engine_sc_tie_broken_by_message_id(void **state)
+{
+    (void)state;
+    const double alone = 2 * PKT / LINK_BPS + LAT_S; /* Y uncontended: 1 hop */
+    const double y_first = tie_y_after_t(1), y_second = tie_y_after_t(0);
+    print_message("Y after the tie: %.6g s with the lower id, %.6g s with the higher (alone "
+                  "%.6g s)\n",
+                  y_first, y_second, alone);
+    /* lower id: Y's packets go before X's first one */
+    assert_true(fabs(y_first - alone) < 2e-12);
+    /* higher id: X's first packet goes first, then Y's (X's next ones arrive later) */
+    assert_true(fabs(y_second - (alone + PKT / LINK_BPS)) < 2e-12);
+}
+
+/* ---- ops ---------------------------------------------------------------------------------- */
+
+static void test_engine_sc_matmul_chain(void **state)
+{
+    (void)state;
+    static const uint64_t shapes[][3] = {
+        {128, 128, 128}, {1024, 512, 2048}, {1, 4096, 4096}, {4096, 1024, 1}, {333, 777, 129}};
+    enum { N = sizeof shapes / sizeof shapes[0] };
+    pod d;
+    line_pod(&d, 1, 1);
+    sim_program p = new_program(1);
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        sim_program_add_matmul(&p, 0, 0, shapes[i][0], shapes[i][1], shapes[i][2],
+                               SIM_OPERANDS_BF16, NULL, SIM_DEPS_PREV);
+        sim_matmul_op op = sim_matmul_op_default(shapes[i][0], shapes[i][1], shapes[i][2]);
+        sim_matmul_timing t;
+        ss_err err = {0};
+        assert_int_equal(sim_matmul_time(&t, &d.chip, &op, &err), SS_OK);
+        sum += t.seconds;
+    }
+    check_built(&p);
+    sim_result r = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    print_message("matmul chain: %.9g s, sum of sim_matmul_time %.9g s (diff %.3g s)\n",
+                  r.makespan_s, sum, r.makespan_s - sum);
+    assert_true(fabs(r.makespan_s - sum) <= N * 0.5e-12 + 1e-15); /* ps rounding per op */
+    assert_true(fabs(r.unit_busy_s[SIM_UNIT_MXU] - sum) <= N * 0.5e-12 + 1e-15);
+    for (int i = 1; i < N; i++)
+        assert_true(r.op_start_s[i] == r.op_end_s[i - 1]);
+    sim_result_free(&r);
+    sim_program_free(&p);
+}
+
+/* ---- agreement with the analytic engine --------------------------------------------------- */
+
+/* 4x4 torus, 2 cores per chip. Each core: hbm load, matmul, vector, then a ring shift: it
+ * sends to the same local core of the +x neighbour chip, receives from the -x neighbour, and
+ * runs a final matmul. The two cores of a chip share its +x link; core 1's matmul is 4 times
+ * longer, so their messages never overlap in time. */
+static void build_contention_free(sim_program *p, const sim_topo *t)
+{
+    const int cpc = t->cores_per_chip;
+    for (int chip = 0; chip < sim_topo_nchips(t); chip++) {
+        const int next = sim_topo_neighbor(t, chip, 0, SIM_TOPO_PLUS);
+        const int prev = sim_topo_neighbor(t, chip, 0, SIM_TOPO_MINUS);
+        for (int l = 0; l < cpc; l++) {
+            const int32_t c = sim_topo_core_id(t, chip, l);
+            sim_program_add_hbm(p, c, 0, 1u << 20, 1u << 18, NULL, 0);
+            sim_program_add_matmul(p, c, 0, 2048u << (2 * l), 1024, 1024, SIM_OPERANDS_BF16,
+                                   NULL, SIM_DEPS_PREV);
+            sim_program_add_vector(p, c, 0, SIM_VECTOR_SOFTMAX, 1u << 20, 0, SIM_OPERANDS_F32,
+                                   NULL, SIM_DEPS_PREV);
+            sim_program_add_send(p, c, 0, sim_topo_core_id(t, next, l), (256u << 10) + 77u * l,
+                                 0, NULL, SIM_DEPS_PREV);
+            const int32_t rc = sim_program_add_recv(p, c, 0, sim_topo_core_id(t, prev, l),
+                                                    (256u << 10) + 77u * l, 0, NULL, 0);
+            sim_program_add_matmul(p, c, 0, 512, 1024, 1024, SIM_OPERANDS_F32, &rc, 1);
+        }
+    }
+}
+
+/* Worst relative difference of two arrays of non-negative values, over entries where either
+ * is non-zero (so a value that one engine leaves at 0 counts as a difference of 1). */
+static double worst_rel(const double *x, const double *y, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double m = fmax(x[i], y[i]);
+        const double e = m > 0 ? fabs(x[i] - y[i]) / m : 0;
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+static int cmp_interval(const void *a, const void *b)
+{
+    const sim_link_interval *x = a, *y = b;
+    if (x->link != y->link)
+        return x->link < y->link ? -1 : 1;
+    return (x->start_s > y->start_s) - (x->start_s < y->start_s);
+}
+
+/* Largest difference between the busy intervals of two results (same count required), both
+ * sorted by link and start, relative to scale. */
+static double worst_interval(sim_result *x, sim_result *y, double scale)
+{
+    assert_int_equal(x->nlink_intervals, y->nlink_intervals);
+    qsort(x->link_intervals, x->nlink_intervals, sizeof *x->link_intervals, cmp_interval);
+    qsort(y->link_intervals, y->nlink_intervals, sizeof *y->link_intervals, cmp_interval);
+    double worst = 0;
+    for (size_t i = 0; i < x->nlink_intervals; i++) {
+        const sim_link_interval *a = &x->link_intervals[i], *b = &y->link_intervals[i];
+        assert_int_equal(a->link, b->link);
+        const double e = fmax(fabs(a->start_s - b->start_s), fabs(a->end_s - b->end_s)) / scale;
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+/* Runs p on both engines and checks that they agree within 5% on the makespan, every op's end,
+ * every link's and unit's busy time and every link busy interval (relative to the makespan),
+ * and exactly on link bytes and packets. */
+static void compare_engines(const sim_program *p, const pod *d, const char *what)
+{
+    sim_result a = run(SIM_ENGINE_ANALYTIC, p, d);
+    sim_result s = run(SIM_ENGINE_SYSTEMC, p, d);
+    assert_int_equal(s.ncores, a.ncores);
+    assert_int_equal(s.nlinks, a.nlinks);
+    const double end = worst_rel(s.op_end_s, a.op_end_s, (size_t)p->nops);
+    const double link = worst_rel(s.link_busy_s, a.link_busy_s, (size_t)s.nlinks);
+    const double unit = worst_rel(s.unit_busy_s, a.unit_busy_s,
+                                  (size_t)s.ncores * SIM_UNIT_COUNT);
+    const double iv = worst_interval(&s, &a, a.makespan_s);
+    print_message("%s, systemc vs analytic: makespan %.9g vs %.9g s; max relative difference: "
+                  "op end %.3g, link busy %.3g, unit busy %.3g; %zu link intervals, max "
+                  "difference %.3g of the makespan\n",
+                  what, s.makespan_s, a.makespan_s, end, link, unit, s.nlink_intervals, iv);
+    assert_true(iv < 0.05);
+    assert_true(rel(s.makespan_s, a.makespan_s) < 0.05);
+    assert_true(end < 0.05);
+    assert_true(link < 0.05);
+    assert_true(unit < 0.05);
+    assert_memory_equal(s.link_bytes, a.link_bytes, (size_t)s.nlinks * sizeof(uint64_t));
+    assert_memory_equal(s.link_packets, a.link_packets, (size_t)s.nlinks * sizeof(uint64_t));
+    sim_result_free(&a);
+    sim_result_free(&s);
+}
+
+/* Line of 6 chips, 2 cores each: core 0 computes and sends to core 10 (5 hops), which computes
+ * and sends back over the '-' links, three rounds; each round also hands a buffer to the
+ * chip's other core (0 hops). Sizes leave short last packets. Strictly sequential, so no two
+ * messages ever share a link at the same time. */
+static void build_ping_pong(sim_program *p)
+{
+    int32_t prev0 = -1;
+    for (int round = 0; round < 3; round++) {
+        const uint64_t bytes = 300000 + 4097u * (uint64_t)round;
+        const int32_t m0 = sim_program_add_matmul(p, 0, 0, 1024, 1024, 1024, SIM_OPERANDS_BF16,
+                                                  prev0 < 0 ? NULL : &prev0, prev0 < 0 ? 0 : 1);
+        const int32_t s0 = sim_program_add_send(p, 0, 0, 10, bytes, round, &m0, 1);
+        sim_program_add_send(p, 0, 0, 1, bytes / 3, round, &m0, 1);
+        sim_program_add_recv(p, 1, 0, 0, bytes / 3, round, NULL, 0);
+        const int32_t r10 = sim_program_add_recv(p, 10, 0, 0, bytes, round, NULL, 0);
+        const int32_t v10 = sim_program_add_vector(p, 10, 0, SIM_VECTOR_NORM, bytes / 2, 0,
+                                                   SIM_OPERANDS_BF16, &r10, 1);
+        sim_program_add_send(p, 10, 0, 0, bytes + 1, round, &v10, 1);
+        prev0 = sim_program_add_recv(p, 0, 0, 10, bytes + 1, round, &s0, 1);
+    }
+}
+
+static void test_engine_sc_agrees_with_analytic(void **state)
+{
+    (void)state;
+    const int dims[2] = {4, 4}, wrap[2] = {1, 1};
+    pod d;
+    pod_init(&d, 2, dims, wrap, 2);
+    sim_program p = new_program(sim_topo_ncores(&d.topo));
+    build_contention_free(&p, &d.topo);
+    check_built(&p);
+    compare_engines(&p, &d, "4x4 torus ring shift");
+    sim_program_free(&p);
+    line_pod(&d, 6, 2);
+    p = new_program(12);
+    build_ping_pong(&p);
+    check_built(&p);
+    compare_engines(&p, &d, "6-chip line ping-pong");
+    sim_program_free(&p);
+}
+
+/* ---- repeated calls ----------------------------------------------------------------------- */
+
+static void assert_same(const sim_result *x, const sim_result *y)
+{
+    assert_true(x->makespan_s == y->makespan_s);
+    assert_true(x->events == y->events);
+    assert_true(x->nlink_intervals == y->nlink_intervals);
+    assert_memory_equal(x->op_start_s, y->op_start_s, (size_t)x->nops * sizeof(double));
+    assert_memory_equal(x->op_end_s, y->op_end_s, (size_t)x->nops * sizeof(double));
+    assert_memory_equal(x->unit_busy_s, y->unit_busy_s,
+                        (size_t)x->ncores * SIM_UNIT_COUNT * sizeof(double));
+    assert_memory_equal(x->link_peak_queue, y->link_peak_queue,
+                        (size_t)x->nlinks * sizeof(uint32_t));
+    assert_memory_equal(x->link_intervals, y->link_intervals,
+                        x->nlink_intervals * sizeof(sim_link_interval));
+}
+
+static void test_engine_sc_repeated_calls(void **state)
+{
+    (void)state;
+    const int dims[2] = {4, 4}, wrap[2] = {1, 1};
+    pod d;
+    pod_init(&d, 2, dims, wrap, 2);
+    sim_program p = new_program(sim_topo_ncores(&d.topo));
+    build_contention_free(&p, &d.topo);
+    check_built(&p);
+    sim_result first = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    for (int i = 0; i < 3; i++) {
+        sim_result again = run(SIM_ENGINE_SYSTEMC, &p, &d);
+        assert_same(&first, &again);
+        sim_result_free(&again);
+    }
+    /* without recording, the totals are the same and the optional arrays are absent */
+    d.cfg.record_ops = d.cfg.record_links = 0;
+    sim_result bare = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    assert_null(bare.op_start_s);
+    assert_null(bare.link_intervals);
+    assert_true(bare.makespan_s == first.makespan_s);
+    assert_memory_equal(bare.link_busy_s, first.link_busy_s, (size_t)first.nlinks * sizeof(double));
+    sim_result_free(&bare);
+    sim_result_free(&first);
+    sim_program_free(&p);
+}
+
+/* ---- messages inside a chip, empty messages, idle cores, empty programs ---------------- */
+
+static void test_engine_sc_local_and_empty_messages(void **state)
+{
+    (void)state;
+    pod d;
+    line_pod(&d, 4, 2); /* 8 cores; the program uses 6, chip 3 stays idle */
+    sim_program p = new_program(6);
+    const int32_t h = sim_program_add_hbm(&p, 0, 0, 1u << 20, 0, NULL, 0);
+    const int32_t s = sim_program_add_send(&p, 0, 0, 1, 1u << 20, 0, &h, 1); /* same chip */
+    const int32_t r = sim_program_add_recv(&p, 1, 0, 0, 1u << 20, 0, NULL, 0);
+    sim_program_add_send(&p, 2, 0, 5, 0, 0, NULL, 0); /* 0 bytes, chip 1 -> chip 2: 1 hop */
+    const int32_t r0 = sim_program_add_recv(&p, 5, 0, 2, 0, 0, NULL, 0);
+    check_built(&p);
+    sim_result res = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    const double hbm_s = (double)(1u << 20) / (1000e9 / 2); /* two cores share the HBM */
+    /* a message inside a chip takes no time and no link */
+    assert_true(fabs(res.op_start_s[s] - hbm_s) < 1e-12);
+    assert_true(res.op_end_s[s] == res.op_start_s[s]);
+    assert_true(res.op_end_s[r] == res.op_start_s[s]);
+    /* an empty message is one empty packet: latency only, counted on its link, no interval */
+    assert_true(fabs(res.op_end_s[r0] - LAT_S) < 1e-12);
+    assert_true(res.link_packets[1] == 1 && res.link_bytes[1] == 0);
+    assert_int_equal(res.nlink_intervals, 0);
+    assert_int_equal(res.ncores, 8);
+    for (int u = 6 * SIM_UNIT_COUNT; u < 8 * SIM_UNIT_COUNT; u++)
+        assert_true(res.unit_busy_s[u] == 0);
+    assert_true(fabs(res.unit_busy_s[0 * SIM_UNIT_COUNT + SIM_UNIT_DMA] - hbm_s) < 1e-12);
+    sim_result_free(&res);
+    sim_program_free(&p);
+    /* an empty program */
+    p = new_program(2);
+    res = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    assert_true(res.makespan_s == 0);
+    assert_int_equal(res.nops, 0);
+    sim_result_free(&res);
+    sim_program_free(&p);
+}
+
+/* ---- the caller's process: stdout untouched, SIGCHLD ignored ------------------------------ */
+
+static void test_engine_sc_quiet_and_sigchld_ignored(void **state)
+{
+    (void)state;
+    pod d;
+    line_pod(&d, 2, 1);
+    sim_program p = new_program(2);
+    sim_program_add_send(&p, 0, 0, 1, 3 * PKT, 0, NULL, 0);
+    const int32_t r = sim_program_add_recv(&p, 1, 0, 0, 3 * PKT, 0, NULL, 0);
+    check_built(&p);
+    /* nothing may reach stdout (the child sends SystemC's reports to stderr and disables its
+     * banner; the variable is unset here so that the child's own setting is what counts) */
+    unsetenv("SC_COPYRIGHT_MESSAGE");
+    FILE *cap = tmpfile();
+    assert_non_null(cap);
+    fflush(stdout);
+    const int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(cap), STDOUT_FILENO) >= 0);
+    /* a caller that ignores SIGCHLD has its children reaped automatically */
+    struct sigaction ign, old;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGCHLD, &ign, &old);
+    sim_result res;
+    ss_err err = {0};
+    const ss_status st = sim_engine_run(SIM_ENGINE_SYSTEMC, &p, &d.cfg, &res, &err);
+    sigaction(SIGCHLD, &old, NULL);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    fseek(cap, 0, SEEK_END);
+    const long written = ftell(cap);
+    fclose(cap);
+    if (st != SS_OK)
+        fail_msg("with SIGCHLD ignored: %s", err.msg);
+    print_message("bytes written to stdout during a run: %ld\n", written);
+    assert_int_equal(written, 0);
+    assert_true(rel(res.op_end_s[r], transfer_s(3 * PKT, 1)) < 1e-9);
+    sim_result_free(&res);
+    sim_program_free(&p);
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static void expect_error(const sim_program *p, const pod *d, const char *needle)
+{
+    sim_result r;
+    ss_err err = {0};
+    memset(&r, 0xa5, sizeof r);
+    assert_int_not_equal(sim_engine_run(SIM_ENGINE_SYSTEMC, p, &d->cfg, &r, &err), SS_OK);
+    print_message("expected error: %s\n", err.msg);
+    if (!strstr(err.msg, needle))
+        fail_msg("error \"%s\" does not mention \"%s\"", err.msg, needle);
+    assert_null(r.op_start_s);
+    assert_null(r.unit_busy_s);
+    assert_int_equal(r.nops, 0);
+}
+
+static void test_engine_sc_errors(void **state)
+{
+    (void)state;
+    pod d;
+    line_pod(&d, 2, 1);
+    /* collectives are not priced yet */
+    sim_program p = new_program(2);
+    const int32_t grp = sim_program_add_group(&p, (const int32_t[]){0, 1}, 2);
+    for (int32_t c = 0; c < 2; c++) {
+        const sim_prog_coll coll = {4096, 0, grp, SIM_PROG_NONE, 0, SIM_COLL_ALLREDUCE};
+        sim_program_add_collective(&p, c, 0, &coll, NULL, 0);
+    }
+    check_built(&p);
+    expect_error(&p, &d, "collective");
+    sim_program_free(&p);
+    /* both cores post their recv before their send on the one network unit */
+    p = new_program(2);
+    for (int32_t c = 0; c < 2; c++) {
+        sim_program_add_recv(&p, c, 0, 1 - c, 4096, 0, NULL, 0);
+        sim_program_add_send(&p, c, 0, 1 - c, 4096, 0, NULL, 0);
+    }
+    check_built(&p);
+    expect_error(&p, &d, "deadlock");
+    sim_program_free(&p);
+    /* an unmatched send (a program that was never validated) */
+    p = new_program(2);
+    sim_program_add_send(&p, 0, 0, 1, 4096, 0, NULL, 0);
+    expect_error(&p, &d, "no matching recv");
+    sim_program_free(&p);
+}
+
+/* ---- a crashing simulation process ------------------------------------------------------- */
+
+/* In a helper process with a 1 s CPU-time limit (inherited by the engine's simulation process,
+ * which starts counting at 0), a simulation that needs several seconds is killed by SIGXCPU;
+ * the engine must return an error naming the signal. The helper exits 0 when it did, 1
+ * otherwise. No cmocka call runs in the helper. */
+static int crash_helper(void)
+{
+    const struct rlimit cpu = {1, 30}, core = {0, 0};
+    if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_CORE, &core) != 0)
+        return 1;
+    pod d;
+    line_pod(&d, 2, 1);
+    d.cfg.packet_bytes = 64; /* 64M packets: over ten seconds, were it not killed */
+    sim_program p;
+    ss_err err = {0};
+    if (sim_program_init(&p, 2, &err) != SS_OK)
+        return 1;
+    for (int i = 0; i < 64; i++)
+        sim_program_add_send(&p, 0, 0, 1, 64u << 20, 0, NULL, 0);
+    for (int i = 0; i < 64; i++)
+        sim_program_add_recv(&p, 1, 0, 0, 64u << 20, 0, NULL, 0);
+    sim_result r;
+    const ss_status st = sim_engine_run(SIM_ENGINE_SYSTEMC, &p, &d.cfg, &r, &err);
+    fprintf(stderr, "crash helper: status %s: %s\n", ss_status_name(st), err.msg);
+    const int ok = st != SS_OK && strstr(err.msg, "signal") && r.op_start_s == NULL;
+    sim_program_free(&p);
+    return ok ? 0 : 1;
+}
+
+static void test_engine_sc_child_crash_is_an_error(void **state)
+{
+    (void)state;
+    fflush(stdout);
+    fflush(stderr);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(crash_helper());
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+/* ---- a 1024-chip pod ---------------------------------------------------------------------- */
+
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 32x32 torus, 1 core per chip, 10,000 random messages of 1 B .. 64 KiB: every core posts its
+ * sends (in a random order of destinations) before its recvs, so nothing deadlocks. */
+static void test_engine_sc_torus_1024_random(void **state)
+{
+    (void)state;
+    enum { NMSG = 10000 };
+    const int dims[2] = {32, 32}, wrap[2] = {1, 1};
+    pod d;
+    pod_init(&d, 2, dims, wrap, 1);
+    d.cfg.record_ops = 0;
+    const int n = sim_topo_ncores(&d.topo);
+    int32_t *src = malloc(NMSG * sizeof *src), *dst = malloc(NMSG * sizeof *dst);
+    uint64_t *bytes = malloc(NMSG * sizeof *bytes);
+    assert_non_null(src);
+    assert_non_null(dst);
+    assert_non_null(bytes);
+    uint64_t seed = 42, want_bytes = 0, want_packets = 0;
+    for (int i = 0; i < NMSG; i++) {
+        src[i] = (int32_t)(lcg(&seed) % (uint64_t)n);
+        do
+            dst[i] = (int32_t)(lcg(&seed) % (uint64_t)n);
+        while (dst[i] == src[i]);
+        bytes[i] = 1 + lcg(&seed) % (64u << 10);
+        const int hops = sim_topo_hops(&d.topo, src[i], dst[i]);
+        want_bytes += bytes[i] * (uint64_t)hops;
+        want_packets += ((bytes[i] - 1) / PKT + 1) * (uint64_t)hops;
+    }
+    sim_program p = new_program(n);
+    for (int i = 0; i < NMSG; i++)
+        sim_program_add_send(&p, src[i], 0, dst[i], bytes[i], i, NULL, 0);
+    for (int i = 0; i < NMSG; i++)
+        sim_program_add_recv(&p, dst[i], 0, src[i], bytes[i], i, NULL, 0);
+    check_built(&p);
+    const double t0 = now_s();
+    sim_result r = run(SIM_ENGINE_SYSTEMC, &p, &d);
+    const double wall = now_s() - t0;
+    uint64_t got_bytes = 0, got_packets = 0;
+    uint32_t peak = 0;
+    for (int32_t l = 0; l < r.nlinks; l++) {
+        got_bytes += r.link_bytes[l];
+        got_packets += r.link_packets[l];
+        peak = r.link_peak_queue[l] > peak ? r.link_peak_queue[l] : peak;
+    }
+    print_message("32x32 torus, %d messages, %llu packet-hops: makespan %.6g s (link bound %.6g "
+                  "s), %llu events in %.3f s wall = %.3g events/s, peak queue %u, %zu link "
+                  "intervals\n",
+                  NMSG, (unsigned long long)want_packets, r.makespan_s, r.link_bound_s,
+                  (unsigned long long)r.events, wall, (double)r.events / wall, (unsigned)peak,
+                  r.nlink_intervals);
+    assert_true(got_bytes == want_bytes);
+    assert_true(got_packets == want_packets);
+    assert_true(r.makespan_s >= r.link_bound_s);
+    assert_true(r.events >= want_packets);
+    sim_result_free(&r);
+    sim_program_free(&p);
+    free(src);
+    free(dst);
+    free(bytes);
+}
+
+int main(void)
+{
+#if !SWITCHSIM_HAVE_SYSTEMC
+    fprintf(stderr, "test_engine_sc: built without SystemC, skipping\n");
+    return 77;
+#else
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_sc_single_transfer_hops),
+        cmocka_unit_test(test_engine_sc_two_flows_share_link),
+        cmocka_unit_test(test_engine_sc_tie_broken_by_message_id),
+        cmocka_unit_test(test_engine_sc_matmul_chain),
+        cmocka_unit_test(test_engine_sc_agrees_with_analytic),
+        cmocka_unit_test(test_engine_sc_repeated_calls),
+        cmocka_unit_test(test_engine_sc_local_and_empty_messages),
+        cmocka_unit_test(test_engine_sc_quiet_and_sigchld_ignored),
+        cmocka_unit_test(test_engine_sc_errors),
+        cmocka_unit_test(test_engine_sc_child_crash_is_an_error),
+        cmocka_unit_test(test_engine_sc_torus_1024_random),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+#endif
+}
