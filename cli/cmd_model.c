@@ -97,11 +97,14 @@ static json_t *components_json(const model_counts *c)
     return a;
 }
 
+/* The layer kinds the model has. */
 static json_t *layers_json(const model_counts *c)
 {
     json_t *a = json_array();
     for (int k = 0; k < MODEL_LAYER_KINDS; k++) {
         const model_layer_counts *l = &c->layer[k];
+        if (l->layers == 0)
+            continue;
         json_t *r = json_object();
         json_object_set_new(r, "layer", json_string(model_layer_kind_name((model_layer_kind)k)));
         set_int(r, "count", l->layers);
@@ -139,7 +142,7 @@ static json_t *matmuls_json(const model_counts *c)
     json_t *a = json_array();
     for (int k = 0; k < MODEL_LAYER_KINDS; k++) {
         const model_layer_counts *l = &c->layer[k];
-        for (int i = 0; l->layers > 0 && i < l->nmatmul; i++)
+        for (int i = 0; i < l->nmatmul; i++)
             json_array_append_new(
                 a, matmul_json(model_layer_kind_name((model_layer_kind)k), &l->mm[i]));
     }

@@ -120,7 +120,7 @@ static int run_load_and_simulate(sim_run *r, const sim_opts *o)
 {
     ss_err err = {0};
     if (sim_pod_load(&r->pod, o->pod_path, &err) != SS_OK ||
-        sim_engine_pod_topo(&r->topo, &r->pod, &err) != SS_OK) {
+        sim_pod_topo(&r->pod, &r->topo, &err) != SS_OK) {
         cli_error("sim", "%s", err.msg);
         return -1;
     }

@@ -4,9 +4,8 @@
  * shape. The counting rules, and why they are these, are in count.h.
  *
  * Invariants: all arithmetic on counts goes through the checked helpers below (a `checked`
- * records any 64-bit overflow and model_count then fails); a layer kind with no layers still
- * has its products listed (layers == 0), so per-layer figures exist for every kind the model
- * could have.
+ * records any 64-bit overflow and model_count then fails); a layer kind the model does not
+ * have (layers == 0) stays empty: no products, zero parameters and FLOPs.
  * reference: Switch Transformers (Fedus et al. 2022) Table 9; Kaplan et al. 2020 Table 1.
  */
 #include "model/count.h"
@@ -124,7 +123,7 @@ static dims make_dims(const model_cfg *m, int64_t Ti, int64_t Tt)
     d.F = m->d_ff;
     d.D = m->d_kv;
     d.H = m->num_heads;
-    d.A = d.H * d.D; /* both <= 2^16: no overflow */
+    d.A = d.H * d.D; /* both < 2^31: no overflow */
     d.E = m->has_switch ? m->sw.num_experts : 0;
     d.top_k = m->has_switch ? m->sw.top_k : 0;
     d.V = m->vocab_size;
@@ -173,7 +172,7 @@ static void push_ffn(model_layer_counts *l, const dims *d, int64_t t, int is_swi
         push(l, "ffn.wo", MODEL_COMP_DENSE_FFN, MODEL_MM_WEIGHT, t, d->F, d->C);
         return;
     }
-    const int64_t rows = d->top_k * t; /* top_k <= 64, t <= 2^24: no overflow */
+    const int64_t rows = d->top_k * t; /* top_k < 2^31, t <= 10^6: no overflow */
     push(l, "router", MODEL_COMP_ROUTERS, MODEL_MM_WEIGHT, t, d->C, d->E);
     push(l, "expert.wi", MODEL_COMP_EXPERTS, MODEL_MM_WEIGHT, rows, d->C, d->wi_cols)->experts =
         d->E;
@@ -219,6 +218,8 @@ static void build_layer(checked *c, model_layer_counts *l, const dims *d, model_
     memset(l, 0, sizeof *l);
     l->layers = (int)(is_switch ? sw : stack - sw);
     l->tokens = decoder ? d->Tt : d->Ti;
+    if (l->layers == 0)
+        return; /* a kind the model does not have: nothing to describe */
     if (!decoder) {
         push_attention(l, d, self_names, MODEL_COMP_ENC_ATTN, d->Ti, d->Ti);
     } else {

@@ -47,10 +47,11 @@
  * the gradients of both operands of every product: 2 x forward).
  *
  * Invariants: every count is an exact 64-bit integer; model_count fails with SS_ERR_RANGE
- * rather than overflow. totals == sums over components; matmul_flops_per_seq (flops_per_seq)
- * == sum over layer kinds of layers * matmul_flops (table9_flops) + head.flops. A stack with no layers has no norms or
- * position biases; a decoder without an encoder has no cross-attention; the output layer runs
- * on the target tokens, or on the input tokens when there is no decoder.
+ * rather than overflow. Totals are the sums over components; matmul_flops_per_seq
+ * (flops_per_seq) == the sum over layer kinds of layers * matmul_flops (table9_flops) +
+ * head.flops. A stack with no layers has no norms or position biases; a decoder without an
+ * encoder has no cross-attention; the output layer runs on the target tokens, or on the input
+ * tokens when there is no decoder.
  * reference: Fedus, Zoph, Shazeer, "Switch Transformers" (JMLR 2022) Table 9; Kaplan et al.,
  * "Scaling Laws for Neural Language Models" (arXiv 2001.08361) Table 1; REFERENCE.md s2, s3.
  */
@@ -87,7 +88,7 @@ typedef enum {
 } model_layer_kind;
 
 enum { MODEL_LAYER_MATMULS_MAX = 16 };
-#define MODEL_COUNT_MAX_LEN (1 << 24) /* longest input or target length model_count accepts */
+#define MODEL_COUNT_MAX_LEN 1000000 /* longest input or target length model_count accepts */
 
 typedef enum {
     MODEL_MM_WEIGHT = 0, /* activations [m, k] @ a parameter matrix [k, n] */
@@ -113,7 +114,8 @@ typedef struct {
 
 /* One layer of a kind. */
 typedef struct {
-    int layers;                 /* layers of this kind in the model (0: none) */
+    int layers;                 /* layers of this kind in the model (0: none, and every
+                                 * other field but tokens is 0) */
     int64_t tokens;             /* rows per sequence: Ti (encoder) or Tt (decoder) */
     int64_t params;             /* parameters of one layer in the `params` convention */
     int64_t params_norms;       /* its RMSNorm scales: 2C (encoder) or 3C (decoder) */

@@ -29,17 +29,20 @@
 /* Tags that keep the rng streams of different purposes apart. */
 enum { STREAM_SPLIT = 1, STREAM_ORDER, STREAM_EXAMPLE, STREAM_HELDOUT };
 
+/* <extra_id_0>, the highest sentinel id; <extra_id_k> = SENTINEL_TOP - k. */
+#define SENTINEL_TOP (MODEL_DATA_SENTINEL_FIRST + MODEL_DATA_NUM_SENTINELS - 1)
+
 int32_t model_data_sentinel(int k)
 {
     SS_ASSERT(k >= 0 && k < MODEL_DATA_NUM_SENTINELS);
-    return MODEL_DATA_SENTINEL_FIRST + MODEL_DATA_NUM_SENTINELS - 1 - k;
+    return SENTINEL_TOP - k;
 }
 
 int model_data_sentinel_index(int32_t id)
 {
-    if (id < MODEL_DATA_SENTINEL_FIRST || id >= MODEL_DATA_SENTINEL_FIRST + MODEL_DATA_NUM_SENTINELS)
+    if (id < MODEL_DATA_SENTINEL_FIRST || id > SENTINEL_TOP)
         return -1;
-    return MODEL_DATA_SENTINEL_FIRST + MODEL_DATA_NUM_SENTINELS - 1 - id;
+    return SENTINEL_TOP - id;
 }
 
 /* ---- corpus ------------------------------------------------------------------------------ */
@@ -186,7 +189,8 @@ static ss_status list_dir(char ***names_out, size_t *n_out, const char *dir, ss_
         free_names(names, n);
         return ss_err_set(err, SS_ERR_NOMEM, "%s: out of memory listing the directory", dir);
     }
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_names);
     *names_out = names;
     *n_out = n;
     return SS_OK;

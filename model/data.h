@@ -158,20 +158,23 @@ typedef struct {
     size_t n_train, n_heldout;
     uint32_t *train_chunks;  /* [n_train] chunk indices, ascending */
     uint32_t *heldout_chunks;/* [n_heldout] chunk indices, ascending */
-    uint32_t *order;         /* [n_train] epoch order_epoch: positions into train_chunks */
+    uint32_t *order;         /* [n_chunks]; the first n_train: epoch order_epoch's order as
+                                positions into train_chunks */
     uint64_t order_epoch;    /* UINT64_MAX while order is not filled */
     int32_t *tokens;         /* [R] scratch: the chunk being corrupted */
     uint8_t *mask;           /* [R] scratch */
     uint32_t *seg;           /* [MODEL_DATA_MASK_SCRATCH(R)] scratch */
 } model_data;
 
-/* Checks cfg against the corpus (lengths, sentinel count, at least one training chunk and, with
+/* A dataset is not thread-safe: examples share its scratch arrays and epoch-order cache.
+ * Checks cfg against the corpus (lengths, sentinel count, at least one training chunk and, with
  * a held-out fraction, one held-out chunk) and draws the split. */
 ss_status model_data_init(model_data *ds, const model_data_corpus *corpus,
                           const model_data_cfg *cfg, ss_err *err);
 void model_data_free(model_data *ds);
 
-/* The chunk index behind example g of a split (an index into the corpus text, times R). */
+/* The chunk index behind example g of a split (its text starts at byte chunk * R); the split
+ * must hold chunks. */
 size_t model_data_chunk_of(model_data *ds, model_data_split split, uint64_t g);
 
 /* inputs[T_in], targets[T_out]: example g of a split (epochs wrap around). */

@@ -136,9 +136,11 @@ static ss_status tied_head_backward(float *dinp, float *dwte, const float *dlogi
         if (st != SS_OK)
             return st;
         st = sim_gemm(buf, C, dlogits, V, 0, wte, C, 0, N, V, C, 0, &nx->gemm, err);
-        float s = head_scale(C);
-        for (size_t i = 0; st == SS_OK && i < N * C; i++)
-            dinp[i] += s * buf[i];
+        if (st == SS_OK) {
+            float s = head_scale(C);
+            for (size_t i = 0; i < N * C; i++)
+                dinp[i] += s * buf[i];
+        }
         free(buf);
     }
     if (st == SS_OK && dwte) {
@@ -220,7 +222,7 @@ int model_relpos_bucket(long rel, int bidirectional, int num_buckets, int max_di
         n = rel < 0 ? -rel : 0;
     }
     int max_exact = nb / 2;
-    SS_ASSERT(max_exact >= 1 && max_distance > max_exact);
+    SS_ASSERT(model_relpos_check(bidirectional, num_buckets, max_distance, NULL) == SS_OK);
     if (n < max_exact)
         return base + (int)n;
     float v = logf((float)n / (float)max_exact) /
@@ -229,10 +231,27 @@ int model_relpos_bucket(long rel, int bidirectional, int num_buckets, int max_di
     return base + (int)(large < nb - 1 ? large : nb - 1);
 }
 
-void model_relpos_bias_forward(float *bias, const float *table, size_t T, size_t S, size_t H,
-                               int bidirectional, int num_buckets, int max_distance)
+ss_status model_relpos_check(int bidirectional, int num_buckets, int max_distance, ss_err *err)
+{
+    int max_exact = (bidirectional ? num_buckets / 2 : num_buckets) / 2;
+    if (max_exact < 1)
+        return ss_err_set(err, SS_ERR_RANGE, "relative position: %d buckets are too few for "
+                          "%s attention (at least %d)", num_buckets,
+                          bidirectional ? "bidirectional" : "causal", bidirectional ? 4 : 2);
+    if (max_distance <= max_exact)
+        return ss_err_set(err, SS_ERR_RANGE, "relative position: max distance %d must exceed "
+                          "the %d exact buckets", max_distance, max_exact);
+    return SS_OK;
+}
+
+ss_status model_relpos_bias_forward(float *bias, const float *table, size_t T, size_t S,
+                                    size_t H, int bidirectional, int num_buckets,
+                                    int max_distance, ss_err *err)
 {
     SS_ASSERT(bias && table);
+    ss_status st = model_relpos_check(bidirectional, num_buckets, max_distance, err);
+    if (st != SS_OK)
+        return st;
     for (size_t i = 0; i < T; i++)
         for (size_t j = 0; j < S; j++) {
             size_t bk = (size_t)model_relpos_bucket((long)j - (long)i, bidirectional,
@@ -240,6 +259,7 @@ void model_relpos_bias_forward(float *bias, const float *table, size_t T, size_t
             for (size_t h = 0; h < H; h++)
                 bias[(h * T + i) * S + j] = table[bk * H + h];
         }
+    return SS_OK;
 }
 
 void model_relpos_bias_backward(float *dtable, const float *dbias, size_t T, size_t S, size_t H,

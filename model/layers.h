@@ -45,9 +45,9 @@
  * Dropout: mask elements are 0 (probability p) or 1/(1-p), drawn in index order from the rng,
  * one rng_uniform per element (dropped when u < p); the backward multiplies by the same mask.
  *
- * Invariants: pointer arguments not documented as optional are non-NULL (SS_ASSERT); sizes
- * and rates given by users (token ids, dropout rates, causal with S != T) are checked and
- * reported through ss_err.
+ * Invariants: pointer arguments not documented as optional are non-NULL (SS_ASSERT); values
+ * that come from users or data (token ids, dropout rates, bucket settings, causal with
+ * S != T) are checked and reported through ss_err.
  * reference: REFERENCE.md section 2 (T5 architecture); C. Raffel et al., "Exploring the Limits
  * of Transfer Learning with a Unified Text-to-Text Transformer", JMLR 21, 2020 (relative
  * position buckets: Mesh TensorFlow / HuggingFace `_relative_position_bucket`); N. Shazeer,
@@ -78,7 +78,9 @@ void model_embedding_backward(float *dwte, const float *dout, const int32_t *tok
                               size_t C, size_t V);
 
 /* logits[N,V]. tied: w is wte [V,C] and logits = (inp * C^-0.5) @ wte^T (the input is scaled
- * before the product, as T5 does); untied: w is lm_head [C,V] and logits = inp @ lm_head. */
+ * before the product, as T5 does); untied: w is lm_head [C,V] and logits = inp @ lm_head.
+ * Like every stored activation the logits are rounded to bf16 when nx->store_bf16 (T5X's
+ * bf16 head; the loss then works on them in fp32). */
 ss_status model_head_forward(float *logits, const float *inp, const float *w, size_t N, size_t C,
                              size_t V, int tied, const model_numerics *nx, ss_err *err);
 /* dinp[N,C] += ... (optional), dw += ... (the same layout as w: with tied, pass the embedding
@@ -106,14 +108,18 @@ void model_rmsnorm_backward(float *dinp, float *dweight, const float *dout, cons
  * is computed in fp32 as Mesh TensorFlow and HuggingFace do:
  *     max_exact + (int)(logf((float)n / max_exact) / (float)log(max_distance / max_exact)
  *                       * (nb - max_exact)).
- * Requires num_buckets >= 4 (>= 2 buckets per side with max_exact >= 1) and max_distance >
- * max_exact (SS_ASSERT; model_cfg's schema guarantees the configured values). */
+ * Precondition (SS_ASSERT): model_relpos_check accepts the values. */
 int model_relpos_bucket(long rel, int bidirectional, int num_buckets, int max_distance);
+/* SS_ERR_RANGE unless the formula is defined: max_exact >= 1 (num_buckets >= 4 bidirectional,
+ * >= 2 unidirectional) and max_distance > max_exact. */
+ss_status model_relpos_check(int bidirectional, int num_buckets, int max_distance, ss_err *err);
 
-/* bias[h,i,j] = table[bucket(j - i), h] for query i < T and key j < S. */
-void model_relpos_bias_forward(float *bias, const float *table, size_t T, size_t S, size_t H,
-                               int bidirectional, int num_buckets, int max_distance);
-/* dtable[bucket(j - i), h] += dbias[h,i,j]. */
+/* bias[h,i,j] = table[bucket(j - i), h] for query i < T and key j < S; SS_ERR_RANGE (nothing
+ * written) if model_relpos_check rejects the bucket settings. */
+ss_status model_relpos_bias_forward(float *bias, const float *table, size_t T, size_t S,
+                                    size_t H, int bidirectional, int num_buckets,
+                                    int max_distance, ss_err *err);
+/* dtable[bucket(j - i), h] += dbias[h,i,j] (settings as accepted by the forward). */
 void model_relpos_bias_backward(float *dtable, const float *dbias, size_t T, size_t S, size_t H,
                                 int bidirectional, int num_buckets, int max_distance);
 

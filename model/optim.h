@@ -35,7 +35,7 @@
  * Adafactor (per matrix M of a tensor, n = rows * cols elements; p its parameters, g its
  * gradient; lr the learning rate given for this step):
  *   t      = step - step_offset + 1                          (step >= step_offset)
- *   beta2  = 1 - t^(-decay_rate)                             (0 at t = 1: v starts as g^2)
+ *   beta2  = 1 - t^(-decay_rate)                  (0 at t = 1: v starts as g^2 + eps1)
  *   scale  = lr * min(max(eps2, RMS(p)), max_parameter_scale) when multiply_by_parameter_scale
  *            (no min() when max_parameter_scale == 0), else lr; RMS(p) = sqrt(mean(p^2))
  *            over M, before the update

@@ -182,7 +182,7 @@ static void emit_rows(FILE *f, const char *name, const json_t *arr, emit_format 
     } else {
         fprintf(f, "\n%s:\n", name);
         for (size_t c = 0; c < ncol; c++)
-            fprintf(f, "  %-*s", (int)width[c], head.keys[c]);
+            fprintf(f, "  %*s", (int)width[c], head.keys[c]);
         fputc('\n', f);
         for (size_t r = 0; r < nrow; r++) {
             for (size_t c = 0; c < ncol; c++)

@@ -104,15 +104,6 @@ ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_e
     return SS_OK;
 }
 
-ss_status sim_engine_pod_topo(sim_topo *t, const sim_pod *pod, ss_err *err)
-{
-    ss_status st = sim_topo_init(t, pod->ndims, pod->dims, pod->wraparound,
-                                 pod->chip.cores_per_chip, err);
-    if (st != SS_OK)
-        ss_err_prefix(err, "pod %s", pod->name);
-    return st;
-}
-
 /* ---- ops ---------------------------------------------------------------------------- */
 
 sim_unit sim_engine_op_unit(sim_op_kind kind)

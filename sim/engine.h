@@ -105,9 +105,6 @@ ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cf
  * collectives module, a later issue, lowers them to send/recv), and a clean builder status. */
 ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_err *err);
 
-/* The topology of a pod: its dims and wraparound flags, its chip's cores per chip. */
-ss_status sim_engine_pod_topo(sim_topo *t, const sim_pod *pod, ss_err *err);
-
 /* The unit that runs ops of a kind: matmul -> MXU, vector -> VECTOR, hbm -> DMA, send and
  * recv -> NET; a collective has none (returns SIM_UNIT_COUNT). */
 sim_unit sim_engine_op_unit(sim_op_kind kind);

@@ -2,10 +2,10 @@
  * consistency checks between topology, dims, wraparound and the chip's ICI ports, and the
  * pod's derived figures.
  *
- * Invariants: see pod.h. The links of a line of k chips are k-1, plus one wraparound link when
- * the dimension wraps and k >= 3; a chip needs one port per neighbour: 0, 1 or 2 per
- * dimension of size 1, 2 or >= 3. The bisection is the cheapest cut across one dimension of
- * size >= 2: (chips / k) lines, each cut once, or twice when it wraps.
+ * Invariants: see pod.h. Links, bisection and diameter are read off the pod's sim_topo, so the
+ * figures `check` prints are those the engines route on. A chip needs one ICI port per link
+ * it drives: per dimension 0 (size 1), 1 (size 2 without wraparound) or 2 (otherwise: both
+ * neighbours, or the two parallel cables of a wrapped size-2 dimension).
  * reference: REFERENCE.md section 6: a TPU v3 pod (32x32 torus, 4 ports per chip) has
  * 32 * 2 = 64 bisection links, 6.4 TB/s at 100 GB/s per link and direction.
  */
@@ -79,12 +79,13 @@ static ss_status check_wraparound(sim_pod *p, const cfg_node *map, const char *p
     return SS_OK;
 }
 
-/* ICI ports one chip needs: a neighbour on each side of every dimension longer than 2. */
+/* ICI ports one chip needs: the links it drives in the pod's topology (see the header). */
 static int ports_needed(const sim_pod *p)
 {
     int ports = 0;
     for (int d = 0; d < p->ndims; d++)
-        ports += p->dims[d] >= 3 ? 2 : p->dims[d] - 1;
+        if (p->dims[d] >= 2)
+            ports += (p->dims[d] == 2 && !p->wraparound[d]) ? 1 : 2;
     return ports;
 }
 
@@ -134,39 +135,38 @@ double sim_pod_peak_flops(const sim_pod *p)
     return p->chips * sim_chip_peak_flops(&p->chip);
 }
 
-/* Whether dimension d has a wraparound link of its own. */
-static int wrap_link(const sim_pod *p, int d)
+ss_status sim_pod_topo(const sim_pod *p, sim_topo *t, ss_err *err)
 {
-    return p->wraparound[d] && p->dims[d] >= 3;
+    ss_status st = sim_topo_init(t, p->ndims, p->dims, p->wraparound, p->chip.cores_per_chip, err);
+    if (st != SS_OK)
+        ss_err_prefix(err, "pod %s", p->name);
+    return st;
+}
+
+/* The topology of a pod that sim_pod_load accepted (which guarantees a valid one). */
+static sim_topo valid_topo(const sim_pod *p)
+{
+    sim_topo t;
+    ss_err err;
+    ss_status st = sim_pod_topo(p, &t, &err);
+    SS_ASSERT(st == SS_OK);
+    return t;
 }
 
 long sim_pod_links(const sim_pod *p)
 {
-    long links = 0;
-    for (int d = 0; d < p->ndims; d++) {
-        long lines = p->chips / p->dims[d];
-        links += lines * (p->dims[d] - 1 + wrap_link(p, d));
-    }
-    return links;
+    sim_topo t = valid_topo(p);
+    return sim_topo_nlinks(&t) / 2;
 }
 
 long sim_pod_bisection_links(const sim_pod *p)
 {
-    long best = 0;
-    for (int d = 0; d < p->ndims; d++) {
-        if (p->dims[d] < 2)
-            continue;
-        long cut = (long)(p->chips / p->dims[d]) * (wrap_link(p, d) ? 2 : 1);
-        if (best == 0 || cut < best)
-            best = cut;
-    }
-    return best;
+    sim_topo t = valid_topo(p);
+    return sim_topo_bisection_links(&t) / 2;
 }
 
 int sim_pod_diameter_hops(const sim_pod *p)
 {
-    int hops = 0;
-    for (int d = 0; d < p->ndims; d++)
-        hops += wrap_link(p, d) ? p->dims[d] / 2 : p->dims[d] - 1;
-    return hops;
+    sim_topo t = valid_topo(p);
+    return sim_topo_diameter(&t);
 }

@@ -4,9 +4,10 @@
  *
  * Invariants: after sim_pod_load succeeds, ndims == nwrap == the topology's dimension count,
  * every dims[d] >= 1, chips == product of dims, cores == chips * chip.cores_per_chip, a mesh
- * has no wraparound link and the chip has enough ICI ports for the topology. A dimension of k
- * chips has k-1 links per line, plus one wraparound link when it wraps and k >= 3 (for k == 2
- * the wraparound neighbour is the direct neighbour, so no second link is modelled).
+ * has no wraparound link and the chip has enough ICI ports for the topology. Links, routes,
+ * bisection and diameter come from the pod's sim_topo (sim/topo.h), the one description of
+ * the interconnect: a dimension of k chips has k-1 links per line, plus a wraparound link
+ * when it wraps (for k == 2 the wraparound is a second, parallel cable, as topo.h explains).
  * reference: REFERENCE.md section 6 (pod shapes; TPU v3 pod 32x32 2-D torus, v4 16x16x16).
  */
 #ifndef SWITCHSIM_SIM_POD_H
@@ -15,6 +16,7 @@
 #include "common/cfg.h"
 #include "common/status.h"
 #include "sim/chip.h"
+#include "sim/topo.h"
 
 typedef enum {
     SIM_TOPO_RING = 0, /* 1-D, wraps */
@@ -24,7 +26,7 @@ typedef enum {
     SIM_TOPO_TORUS3D
 } sim_topology;
 
-enum { SIM_POD_MAX_DIMS = 3, SIM_POD_MAX_CHIPS = 1 << 20 };
+enum { SIM_POD_MAX_DIMS = SIM_TOPO_MAX_DIMS, SIM_POD_MAX_CHIPS = SIM_TOPO_MAX_CHIPS };
 
 typedef struct {
     char name[64];
@@ -51,11 +53,16 @@ const char *sim_topology_name(sim_topology t);
 /* Dimensions the topology has: 1, 2 or 3. */
 int sim_topology_ndims(sim_topology t);
 
+/* The pod's interconnect: chips placed on its dims, with its wraparound and cores per chip.
+ * Cannot fail for a pod that sim_pod_load accepted. */
+ss_status sim_pod_topo(const sim_pod *p, sim_topo *t, ss_err *err);
+
 /* Peak bf16 FLOP/s of the whole pod. */
 double sim_pod_peak_flops(const sim_pod *p);
 /* ICI links in the pod (each bidirectional link counted once). */
 long sim_pod_links(const sim_pod *p);
-/* Links cut by the cheapest cut of the pod into two halves across one dimension. */
+/* Links cut by the cheapest cut of the pod into two halves across one dimension (each
+ * bidirectional link counted once: the links that carry one direction across the cut). */
 long sim_pod_bisection_links(const sim_pod *p);
 /* Most hops between two chips (dimension-order routing, shortest way round a wraparound). */
 int sim_pod_diameter_hops(const sim_pod *p);

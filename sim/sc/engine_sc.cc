@@ -267,7 +267,7 @@ ss_status plan_build(Plan &pl, const sim_program *p, const sim_engine_cfg *cfg, 
 // ---- the simulation (runs in the child) ---------------------------------------------------
 
 struct Interval {
-    int32_t link;
+    int64_t link; // 64 bits: no padding goes down the pipe
     ps_t start, end;
 };
 
@@ -719,10 +719,6 @@ template <class T> int write_vec(int fd, const std::vector<T> &v)
 int write_results(int fd, const Sim &sim, Header &h)
 {
     const Plan &pl = sim.pl;
-    h.makespan_ps = 0;
-    for (ps_t e : sim.end)
-        h.makespan_ps = std::max(h.makespan_ps, e);
-    h.nintervals = sim.intervals.size();
     int rc = write_all(fd, &h, sizeof h);
     if (pl.cfg->record_ops)
         rc = rc || write_vec(fd, sim.start) || write_vec(fd, sim.end);
@@ -732,7 +728,7 @@ int write_results(int fd, const Sim &sim, Header &h)
     return rc ? -1 : 0;
 }
 
-// Simulates and fills h (status, message, events); returns the finished model or null.
+// Simulates and fills h (status, message, events, makespan, intervals); returns the model.
 std::unique_ptr<Sim> simulate(const Plan &pl, Header &h)
 {
     ss_err err{};
@@ -747,6 +743,10 @@ std::unique_ptr<Sim> simulate(const Plan &pl, Header &h)
                   return a.link != b.link ? a.link < b.link : a.start < b.start;
               });
     h.events = sim->events;
+    h.nintervals = sim->intervals.size();
+    h.makespan_ps = 0;
+    for (ps_t e : sim->end)
+        h.makespan_ps = std::max(h.makespan_ps, e);
     h.status = check_finished(*sim, &err);
     std::memcpy(h.msg, err.msg, sizeof h.msg);
     return sim;
@@ -832,8 +832,8 @@ ss_status read_arrays(int fd, const Plan &pl, const Header &h, sim_result *out, 
         return ss_err_set(err, SS_ERR_IO, "the systemc simulation process sent incomplete "
                                           "results");
     for (const Interval &i : iv) {
-        const ss_status st =
-            sim_result_add_interval(out, i.link, seconds(i.start), seconds(i.end), err);
+        const ss_status st = sim_result_add_interval(out, (int32_t)i.link, seconds(i.start),
+                                                     seconds(i.end), err);
         if (st != SS_OK)
             return st;
     }

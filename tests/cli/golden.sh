@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Golden test of the switchsim command: runs it from the source root with the given
-# arguments, normalises the output (the source root becomes <root>), and compares stdout,
-# stderr and the exit status with tests/cli/refs/NAME.out. With SWITCHSIM_UPDATE_REFS=1 it
-# writes the reference instead (review the diff before committing it).
+# arguments, normalises the output (the source root becomes <root>; the bf16 array
+# implementation, which depends on the CPU and gives the same bits on all, becomes <impl>),
+# and compares stdout, stderr and the exit status with tests/cli/refs/NAME.out. With
+# SWITCHSIM_UPDATE_REFS=1 it writes the reference instead (review the diff before committing).
 #   golden.sh NAME ARGS...              compare with refs/NAME.out
 #   golden.sh --grep REGEX NAME ARGS... only check that the combined output matches REGEX
 #                                       and the exit status is 0 (for machine-dependent output)
@@ -40,7 +41,9 @@ fi
   echo "--- stderr"
   cat "$err"
   echo "--- exit $status"
-} | sed -e "s|$root/|<root>/|g" -e "s|$root|<root>|g" >"$got"
+} | sed -e "s|$root/|<root>/|g" -e "s|$root|<root>|g" \
+        -e 's/"impl": "[a-z0-9]*"/"impl": "<impl>"/' -e 's/^impl\( *\)[a-z0-9]*$/impl\1<impl>/' \
+        -e 's/^\(keep\|flush\),[a-z0-9]*$/\1,<impl>/' >"$got"
 
 if [[ "${SWITCHSIM_UPDATE_REFS:-0}" == 1 ]]; then
   cp "$got" "$ref"

@@ -114,7 +114,7 @@ static sim_result in_process(sim_pod *pod, sim_topo *topo, sim_program *p)
     ss_err err = {0};
     const char *root = env_or_fail("SWITCHSIM_SOURCE_ROOT");
     snprintf(path, sizeof path, "%s/%s", root, POD);
-    if (sim_pod_load(pod, path, &err) != SS_OK || sim_engine_pod_topo(topo, pod, &err) != SS_OK)
+    if (sim_pod_load(pod, path, &err) != SS_OK || sim_pod_topo(pod, topo, &err) != SS_OK)
         fail_msg("%s", err.msg);
     snprintf(path, sizeof path, "%s/%s", root, PROG);
     if (sim_program_parse_file(p, path, &err) != SS_OK)

@@ -524,7 +524,8 @@ static void test_layers_relpos_bias_layout(void **state)
     rng_seed(&r, 31);
     float *table = frand(&r, NB * H, -1.0f, 1.0f), *bias = fvec(H * T * S);
     float *dbias = frand(&r, H * T * S, -1.0f, 1.0f), *dtable = fvec(NB * H);
-    model_relpos_bias_forward(bias, table, T, S, H, 1, NB, 128);
+    ss_err err;
+    assert_int_equal(model_relpos_bias_forward(bias, table, T, S, H, 1, NB, 128, &err), SS_OK);
     /* bias[h, i=0, j=1]: rel +1 -> bucket 17; bias[h, i=2, j=0]: rel -2 -> bucket 2 */
     for (size_t h = 0; h < H; h++) {
         assert_true(bias[(h * T + 0) * S + 1] == table[17 * H + h]);
@@ -640,8 +641,9 @@ static void attn_forward(attn_case *a)
     rng_state r;
     rng_seed(&r, a->seed);
     if (a->use_table)
-        model_relpos_bias_forward(a->bias, a->table, a->d.T, a->d.S, a->d.H, a->bidirectional,
-                                  a->num_buckets, a->max_distance);
+        assert_int_equal(model_relpos_bias_forward(a->bias, a->table, a->d.T, a->d.S, a->d.H,
+                                                   a->bidirectional, a->num_buckets,
+                                                   a->max_distance, &err), SS_OK);
     model_attn_weights w = attn_weights(a);
     ss_status st = model_attention_forward(a->out, &a->acts, a->xq, a->xkv, &w,
                                            a->use_table ? a->bias : NULL, a->kmask, &a->d, &r,
@@ -886,6 +888,40 @@ static void test_layers_attention_forward_reference(void **state)
     attn_check_reference("cross-attention vs reference", (attn_kind){.masked = 1}, 2, 4, 6, 53);
     attn_check_reference("attention with dropout vs reference",
                          (attn_kind){.self = 1, .use_table = 1, .dropout = 0.5f}, 2, 5, 0, 54);
+}
+
+/* The strided per-head products also run through OpenBLAS (fast mode): same forward as the
+ * reference, same gradients as exact mode. */
+static void test_layers_attention_fast_gemm(void **state)
+{
+    (void)state;
+    attn_kind k = {.self = 1, .causal = 1, .use_table = 1, .masked = 1, .dropout = 0.2f};
+    attn_case a;
+    attn_case_init(&a, 2, 7, 0, k, 55);
+    attn_grad_bufs exact, fast;
+    attn_grad_bufs_init(&exact, &a);
+    attn_grad_bufs_init(&fast, &a);
+    attn_forward(&a);
+    attn_backward(&a, a.g, &exact);
+    a.nx.gemm.mode = SIM_GEMM_FAST;
+    attn_forward(&a);
+    double *ref = attn_reference(&a);
+    assert_true(rel_diff("fast-mode attention vs reference", a.out, ref,
+                         a.d.B * a.d.T * a.d.C) < REF_TOL);
+    attn_backward(&a, a.g, &fast);
+    size_t C = a.d.C, HD = a.d.H * a.d.D;
+    assert_true(rel_diff_f("fast vs exact: input grad", fast.xq, exact.xq,
+                           a.d.B * a.d.T * C) < REF_TOL);
+    assert_true(rel_diff_f("fast vs exact: wq grad", fast.wq, exact.wq, C * HD) < REF_TOL);
+    assert_true(rel_diff_f("fast vs exact: wk grad", fast.wk, exact.wk, C * HD) < REF_TOL);
+    assert_true(rel_diff_f("fast vs exact: wv grad", fast.wv, exact.wv, C * HD) < REF_TOL);
+    assert_true(rel_diff_f("fast vs exact: wo grad", fast.wo, exact.wo, HD * C) < REF_TOL);
+    assert_true(rel_diff_f("fast vs exact: bias grad", fast.bias, exact.bias,
+                           a.d.H * a.d.T * a.d.T) < REF_TOL);
+    free(ref);
+    attn_grad_bufs_free(&exact);
+    attn_grad_bufs_free(&fast);
+    attn_case_free(&a);
 }
 
 /* Changing the input at position t changes no decoder output before t. */
@@ -1415,7 +1451,16 @@ static void test_layers_errors(void **state)
     expect_error(model_dropout_mask(mask, 4, 1.0f, &r, &err), &err, "not in [0, 1)");
     expect_error(model_dropout_mask(mask, 4, -0.1f, &r, &err), &err, "not in [0, 1)");
     expect_error(model_dropout_mask(mask, 4, NAN, &r, &err), &err, "not in [0, 1)");
-    expect_error(model_dropout_mask(mask, 4, 0.5f, NULL, &err), &err, "rate 0.5 needs a random generator");
+    expect_error(model_dropout_mask(mask, 4, 0.5f, NULL, &err), &err,
+                 "rate 0.5 needs a random generator");
+    /* bucket settings T5's formula cannot handle */
+    float bias[4], table[8] = {0};
+    expect_error(model_relpos_bias_forward(bias, table, 2, 2, 1, 1, 3, 128, &err), &err,
+                 "3 buckets are too few for bidirectional attention");
+    assert_int_equal(model_relpos_check(0, 3, 128, &err), SS_OK);
+    expect_error(model_relpos_check(0, 1, 128, &err), &err, "too few for causal");
+    expect_error(model_relpos_check(1, 32, 8, &err), &err, "max distance 8 must exceed the 8");
+    assert_int_equal(model_relpos_check(1, 32, 9, &err), SS_OK);
 
     attn_case a;
     attn_case_init(&a, 1, 3, 4, (attn_kind){.causal = 1}, 121);
@@ -1454,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_layers_attention_cross_gradcheck),
         cmocka_unit_test(test_layers_attention_dropout_gradcheck),
         cmocka_unit_test(test_layers_attention_shared_bias_gradcheck),
+        cmocka_unit_test(test_layers_attention_fast_gemm),
         cmocka_unit_test(test_layers_attention_causal_blocks_future),
         cmocka_unit_test(test_layers_attention_padding_mask),
         cmocka_unit_test(test_layers_attention_all_masked_rows),

@@ -261,6 +261,9 @@ static void test_model_count_empty_stacks(void **state)
                   (long long)c.flops_per_seq);
     assert_true(c.params == 3264 && c.params_norms_and_biases == 64 && c.flops_per_seq == 14736);
     assert_true(c.params_comp[MODEL_COMP_CROSS_ATTN] == 0 && c.head.m == 3);
+    assert_true(c.layer[MODEL_LAYER_ENC_DENSE].layers == 0 &&
+                c.layer[MODEL_LAYER_ENC_DENSE].nmatmul == 0 &&
+                c.layer[MODEL_LAYER_ENC_SWITCH].params == 0);
     assert_int_equal(c.layer[MODEL_LAYER_DEC_DENSE].nmatmul, 8);
 
     m = tiny_cfg();
@@ -378,7 +381,8 @@ static void test_model_count_errors(void **state)
     big.encoder_layers = big.decoder_layers = 1000;
     big.sw.num_experts = 65536;
     big.sw.every = 1;
-    assert_int_equal(model_count(&big, 1 << 24, 1 << 24, &c, &err), SS_ERR_RANGE);
+    assert_int_equal(model_count(&big, MODEL_COUNT_MAX_LEN, MODEL_COUNT_MAX_LEN, &c, &err),
+                     SS_ERR_RANGE);
     print_message("  %s\n", err.msg);
     assert_non_null(strstr(err.msg, "64-bit"));
 }
@@ -488,7 +492,7 @@ static void test_model_cmd_json(void **state)
         assert_true(int_field(row, "params") == c.params_comp[i]);
         assert_true(int_field(row, "flops_per_seq") == c.flops_comp[i]);
     }
-    assert_int_equal(json_array_size(json_object_get(j, "layers")), MODEL_LAYER_KINDS);
+    assert_int_equal(json_array_size(json_object_get(j, "layers")), 2); /* Switch only */
     /* Switch-C has only Switch layers: 15 (encoder) + 15 (decoder) product lists + output */
     const json_t *mms = json_object_get(j, "matmuls");
     const size_t want = (size_t)(c.layer[MODEL_LAYER_ENC_SWITCH].nmatmul +
@@ -518,6 +522,7 @@ static void test_model_cmd_table_csv(void **state)
     assert_non_null(strstr(r.out, "222855168"));
     assert_non_null(strstr(r.out, "relative_position_bias"));
     assert_null(strstr(r.out, "expert.wi")); /* products only with --matmuls */
+    assert_null(strstr(r.out, "encoder_switch")); /* a dense model: no Switch layer kinds */
     free_result(&r);
     const char *const csv[] = {"--model", path, "--format", "csv", "--matmuls", NULL};
     r = run_cmd(csv);
@@ -536,7 +541,7 @@ static void test_model_cmd_usage(void **state)
     const char *const bad[][8] = {
         {NULL},                                          /* --model missing */
         {"--model", path, "--input-length", "0", NULL},  /* below 1 */
-        {"--model", path, "--target-length", "16777217", NULL},
+        {"--model", path, "--target-length", "1000001", NULL},
         {"--model", path, "--format", "xml", NULL},
         {"--model", path, "extra", NULL},
     };
