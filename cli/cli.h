@@ -57,6 +57,18 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 };
  * message and a hint to stderr and returns CLI_PARSE_ERROR. */
 int cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, int *npos);
 void cli_print_help(const cli_spec *spec);
+/* A subcommand with tools of its own (`switchsim numerics bf16|gemm`, `switchsim op gemm|
+ * vector`): prints the tool list for --help (stdout, exit 0) or a missing/unknown tool (stderr,
+ * exit 2), else runs the tool with argv shifted so that argv[0] is the tool's name. */
+typedef struct {
+    const char *command;   /* "numerics" */
+    const char *what;      /* "tool" / "operation": the word for one entry */
+    const char *intro;     /* a paragraph under the usage line, or NULL */
+    const cli_cmd *tools;
+    int ntools;
+} cli_group;
+int cli_dispatch(const cli_group *g, int argc, char **argv);
+
 /* Prints "switchsim: <prefix>: message" to stderr. */
 void cli_error(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -71,5 +83,8 @@ int cmd_numerics_gemm(int argc, char **argv); /* argv[0] = "gemm" */
 int cmd_op(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_collective(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_check_fixture(int argc, char **argv);
 
 #endif

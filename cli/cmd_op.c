@@ -31,20 +31,6 @@ static int default_pass_choice(void)
     return 0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: switchsim op <operation> [options]\n\n"
-               "Times one operation on one core of a chip (no engine, no other ops) and prints "
-               "cycles, seconds,\nachieved rate, utilisation, the bound (compute or memory) and "
-               "the bytes moved.\n\n"
-               "operations:\n"
-               "  gemm     C[M,N] = A[M,K] x B[K,N] on the core's weight-stationary systolic "
-               "matrix units\n"
-               "  vector   an elementwise, reduction, softmax or norm op on the core's vector "
-               "unit\n\n"
-               "'switchsim op <operation> --help' explains each one and its model.\n");
-}
-
 /* Loads the chip file; on failure prints the loader's message. */
 static int load_chip(sim_chip *chip, const char *path, const char *who)
 {
@@ -270,19 +256,17 @@ static int op_vector(int argc, char **argv)
 
 int cmd_op(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "gemm") == 0)
-        return op_gemm(argc - 1, argv + 1);
-    if (strcmp(argv[1], "vector") == 0)
-        return op_vector(argc - 1, argv + 1);
-    cli_error("usage", "unknown operation '%s' (expected gemm or vector)", argv[1]);
-    usage(stderr);
-    return CLI_EXIT_USAGE;
+    static const cli_cmd tools[] = {
+        {"gemm", "C[M,N] = A[M,K] x B[K,N] on the core's weight-stationary systolic matrix "
+                 "units", op_gemm},
+        {"vector", "an elementwise, reduction, softmax or norm op on the core's vector unit",
+         op_vector},
+    };
+    static const cli_group g = {
+        "op", "operation",
+        "Times one operation on one core of a chip (no engine, no other ops) and prints "
+        "cycles, seconds,\nachieved rate, utilisation, the bound (compute or memory) and the "
+        "bytes moved.",
+        tools, 2};
+    return cli_dispatch(&g, argc, argv);
 }

@@ -22,6 +22,9 @@ static const cli_cmd commands[] = {
     {"op", "time one operation (GEMM, vector op) on one core of a chip", cmd_op},
     {"sim", "run a step program on a pod with the analytic or SystemC engine", cmd_sim},
     {"model", "parameter count and FLOPs per sequence of a model config", cmd_model},
+    {"collective", "time a collective (all-reduce, all-to-all, ...) on a pod", cmd_collective},
+    {"train", "train a model for real (bf16 numerics, real routing) and write metrics", cmd_train},
+    {"check-fixture", "compare the C model with a PyTorch reference fixture", cmd_check_fixture},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -33,7 +36,7 @@ static void print_usage(FILE *f)
             "A cycle-approximate simulator of a pod of TPU-style chips running Switch "
             "Transformer training.\n\nsubcommands:\n");
     for (int i = 0; i < ncommands; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'switchsim <subcommand> --help' explains each one. Data goes to stdout "
                "(--format table|csv|json),\ndiagnostics to stderr. Exit status: 0 ok, 1 "
                "failure, 2 usage error.\n");

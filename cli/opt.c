@@ -165,6 +165,35 @@ static int set_value(const cli_opt *o, const char *v)
     return 0;
 }
 
+static void group_usage(FILE *f, const cli_group *g)
+{
+    fprintf(f, "usage: switchsim %s <%s> [options]\n\n", g->command, g->what);
+    if (g->intro)
+        fprintf(f, "%s\n\n", g->intro);
+    fprintf(f, "%ss:\n", g->what);
+    for (int i = 0; i < g->ntools; i++)
+        fprintf(f, "  %-8s %s\n", g->tools[i].name, g->tools[i].summary);
+    fprintf(f, "\n'switchsim %s <%s> --help' explains each one.\n", g->command, g->what);
+}
+
+int cli_dispatch(const cli_group *g, int argc, char **argv)
+{
+    if (argc < 2) {
+        group_usage(stderr, g);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        group_usage(stdout, g);
+        return CLI_EXIT_OK;
+    }
+    for (int i = 0; i < g->ntools; i++)
+        if (strcmp(argv[1], g->tools[i].name) == 0)
+            return g->tools[i].run(argc - 1, argv + 1);
+    cli_error("usage", "unknown %s '%s' for switchsim %s", g->what, argv[1], g->command);
+    group_usage(stderr, g);
+    return CLI_EXIT_USAGE;
+}
+
 /* "-1.5", "-.5", "-inf", "-nan" are values, not options. */
 static int looks_negative_number(const char *a)
 {

@@ -179,6 +179,20 @@ static void push_ffn(model_layer_counts *l, const dims *d, int64_t t, int is_swi
     push(l, "expert.wo", MODEL_COMP_EXPERTS, MODEL_MM_WEIGHT, rows, d->F, d->C)->experts = d->E;
 }
 
+/* Parameters of a product's weight matrices (0 for attention products). */
+static int64_t weight_params(checked *c, const model_matmul *mm)
+{
+    return mm->kind == MODEL_MM_WEIGHT ? mul(c, mm->experts, mul(c, mm->k, mm->n)) : 0;
+}
+
+/* The part of them one token uses: top_k of the E expert matrices, all of any other. */
+static int64_t active_params(checked *c, const model_matmul *mm, int64_t top_k)
+{
+    if (mm->kind != MODEL_MM_WEIGHT)
+        return 0;
+    return mul(c, mm->comp == MODEL_COMP_EXPERTS ? top_k : 1, mul(c, mm->k, mm->n));
+}
+
 /* The Table 9 (Kaplan) share of a product of a layer whose stack carries `tokens` rows: 2 per
  * multiply-add of the active weights per token of the layer's own stack (cross k/v included),
  * no router, and of the attention products only QK^T. */
@@ -188,14 +202,7 @@ static int64_t table9_flops(checked *c, const model_matmul *mm, int64_t tokens, 
         return 0;
     if (mm->kind == MODEL_MM_SCORES)
         return mm->flops;
-    const int64_t active = mm->comp == MODEL_COMP_EXPERTS ? top_k : 1;
-    return mul(c, 2 * active, mul(c, tokens, mul(c, mm->k, mm->n)));
-}
-
-/* Parameters of a product's weight matrices (0 for attention products). */
-static int64_t weight_params(checked *c, const model_matmul *mm)
-{
-    return mm->kind == MODEL_MM_WEIGHT ? mul(c, mm->experts, mul(c, mm->k, mm->n)) : 0;
+    return mul(c, 2 * tokens, active_params(c, mm, top_k));
 }
 
 static void finish_layer(checked *c, model_layer_counts *l, const dims *d)
@@ -240,9 +247,7 @@ static void add_layer_totals(checked *c, model_counts *o, const model_layer_coun
 {
     for (int i = 0; i < l->nmatmul; i++) {
         const model_matmul *mm = &l->mm[i];
-        const int64_t p = weight_params(c, mm);
-        const int64_t active =
-            mm->comp == MODEL_COMP_EXPERTS ? mul(c, top_k, mul(c, mm->k, mm->n)) : p;
+        const int64_t p = weight_params(c, mm), active = active_params(c, mm, top_k);
         o->params_comp[mm->comp] = add(c, o->params_comp[mm->comp], mul(c, l->layers, p));
         o->active_params = add(c, o->active_params, mul(c, l->layers, active));
         o->matmul_flops_comp[mm->comp] =

@@ -11,13 +11,14 @@
  * embedding V*C (once when tied; an untied output layer adds C*V), per attention block
  * q, k, v [C,A] and o [A,C] = 4CA (encoder self, decoder self, decoder cross), per dense FFN
  * C*W, per Switch layer E experts of C*W each plus the router [C,E]. The RMSNorm scales (C per
- * norm: 2 per encoder layer, 3 per decoder layer, one final norm per stack) and the relative
- * position biases ([buckets, H] per stack, shared by its layers) are NOT in `params`; they are
- * counted separately in `params_norms_and_biases`, and `params_all` has both. Why: with
- * V = 32128 this rule gives Switch-Base-128 exactly 7,415,169,024 and Switch-C-2048 (32 heads,
- * tied) exactly 1,571,308,810,240, as REFERENCE.md section 3 states; adding the norms and
- * biases gives 7,415,217,408 and 1,571,308,972,448 instead (+48,384 and +162,208), and no
- * vocabulary size makes both figures come out with them (162,208 is not a multiple of 2080).
+ * norm: 2 per encoder layer, 3 per decoder layer (2 without an encoder), one final norm per
+ * stack) and the relative position biases ([buckets, H] per stack, shared by its layers) are
+ * NOT in `params`; they are counted separately in `params_norms_and_biases`, and `params_all`
+ * has both. Why: with V = 32128 this rule gives Switch-Base-128 exactly 7,415,169,024 and
+ * Switch-C-2048 (32 heads, tied) exactly 1,571,308,810,240, as REFERENCE.md section 3 states;
+ * adding the norms and biases gives 7,415,217,408 and 1,571,308,972,448 instead (+48,384 and
+ * +162,208), and no vocabulary size makes both figures come out with them (162,208 is not a
+ * multiple of 2080).
  *
  * FLOP rule (`flops_per_seq`, Table 9's convention, Kaplan et al. 2020 "2N + 2 n_layer n_ctx
  * d_attn" applied per stack): forward FLOPs per sequence =

@@ -28,6 +28,7 @@
 
 model_switch_spec model_switch_spec_from_cfg(const model_cfg *m)
 {
+    SS_ASSERT(m && m->has_switch);
     model_switch_spec s;
     memset(&s, 0, sizeof s);
     s.C = (size_t)m->d_model;
@@ -36,6 +37,14 @@ model_switch_spec model_switch_spec_from_cfg(const model_cfg *m)
     s.ffn = m->ffn;
     s.sw = m->sw;
     return s;
+}
+
+/* Columns of an expert's wi: F (ReLU) or 2F (GEGLU); SIZE_MAX if 2F overflows. */
+static size_t wi_width(const model_switch_spec *spec)
+{
+    if (spec->ffn != MODEL_FFN_GEGLU)
+        return spec->F;
+    return spec->F <= SIZE_MAX / 2 ? 2 * spec->F : SIZE_MAX;
 }
 
 /* Python's round() of a non-negative double: to nearest, ties to even. */
@@ -140,12 +149,10 @@ static ss_status range_error(ss_err *err, const char *what)
     return ss_err_set(err, SS_ERR_RANGE, "switch layer: %s", what);
 }
 
-ss_status model_switch_plan_make(model_switch_plan *plan, const model_switch_spec *spec,
-                                 size_t N, int training, ss_err *err)
+/* The user-given sizes and rates of one call; cf is the capacity factor it uses. */
+static ss_status check_call(const model_switch_spec *spec, size_t N, double cf, ss_err *err)
 {
-    SS_ASSERT(plan && spec);
     const model_switch_cfg *sw = &spec->sw;
-    memset(plan, 0, sizeof *plan);
     if (N == 0)
         return range_error(err, "no tokens (N = 0)");
     if (spec->C == 0 || spec->F == 0 || spec->E == 0)
@@ -159,7 +166,6 @@ ss_status model_switch_plan_make(model_switch_plan *plan, const model_switch_spe
         return ss_err_set(err, SS_ERR_RANGE,
                           "switch layer: group_size %d does not divide the %zu tokens of the call",
                           sw->group_size, N);
-    const double cf = training ? sw->capacity_factor_train : sw->capacity_factor_eval;
     if (!(cf > 0.0) || !isfinite(cf))
         return ss_err_set(err, SS_ERR_RANGE, "switch layer: capacity factor %g is not > 0", cf);
     if (!(sw->jitter_eps >= 0.0 && sw->jitter_eps < 1.0))
@@ -174,10 +180,23 @@ ss_status model_switch_plan_make(model_switch_plan *plan, const model_switch_spe
                           "switch layer: %zu tokens x top_k %zu (or %zu experts) exceed the "
                           "int32 routing indices",
                           N, k, spec->E);
+    return SS_OK;
+}
+
+ss_status model_switch_plan_make(model_switch_plan *plan, const model_switch_spec *spec,
+                                 size_t N, int training, ss_err *err)
+{
+    SS_ASSERT(plan && spec);
+    const model_switch_cfg *sw = &spec->sw;
+    const double cf = training ? sw->capacity_factor_train : sw->capacity_factor_eval;
+    memset(plan, 0, sizeof *plan);
+    ss_status st = check_call(spec, N, cf, err);
+    if (st != SS_OK)
+        return st;
     plan->spec = *spec;
     plan->N = N;
     plan->training = training ? 1 : 0;
-    plan->k = k;
+    plan->k = (size_t)sw->top_k;
     plan->S = sw->group_size > 0 ? (size_t)sw->group_size : N;
     plan->G = N / plan->S;
     plan->cf = cf;
@@ -185,12 +204,12 @@ ss_status model_switch_plan_make(model_switch_plan *plan, const model_switch_spe
                                     sw->capacity_rounding);
     plan->jitter = (training && sw->jitter_eps > 0.0) ? sw->jitter : MODEL_JITTER_OFF;
     plan->dropout = training ? (float)sw->expert_dropout : 0.0f;
-    plan->R = N * k;
-    plan->FI = spec->ffn == MODEL_FFN_GEGLU ? mul2(2, spec->F) : spec->F;
+    plan->R = N * plan->k;
+    plan->FI = wi_width(spec);
     model_switch_acts probe;
     int overflow = 0;
     plan->acts_bytes = layout(&probe, NULL, plan, &overflow);
-    if (overflow || plan->FI == SIZE_MAX)
+    if (overflow)
         return ss_err_set(err, SS_ERR_NOMEM,
                           "switch layer: the activation block for %zu tokens overflows size_t",
                           N);
@@ -207,16 +226,14 @@ void model_switch_acts_bind(model_switch_acts *acts, void *mem, const model_swit
 
 size_t model_switch_param_count(const model_switch_spec *spec)
 {
-    const size_t C = spec->C, E = spec->E, F = spec->F;
-    const size_t FI = spec->ffn == MODEL_FFN_GEGLU ? 2 * F : F;
+    const size_t C = spec->C, E = spec->E, F = spec->F, FI = wi_width(spec);
     return C * E + E * C * FI + E * F * C;
 }
 
 void model_switch_weights_bind(model_switch_weights *w, float *flat,
                                const model_switch_spec *spec)
 {
-    const size_t C = spec->C, E = spec->E, F = spec->F;
-    const size_t FI = spec->ffn == MODEL_FFN_GEGLU ? 2 * F : F;
+    const size_t C = spec->C, E = spec->E, FI = wi_width(spec);
     w->wr = flat;
     w->wi = w->wr + C * E;
     w->wo = w->wi + E * C * FI;

@@ -57,11 +57,13 @@
  *   exactly 0 for a token whose choices were all dropped (the caller's residual carries it;
  *   [HF] once passed dropped tokens through). Stored with model_store.
  * - Load-balancing loss: per group g, f_gi = (tokens of g whose choice 0 is i) / S, counted
- *   before capacity and not differentiated ([MTF]; with aux_count_all_choices, [FF] and [HF]
- *   count every choice, so f sums to k), P_gi = (sum over t in g of p_ti) / S;
- *   L_aux = alpha * E * (1/G) sum_g sum_i f_gi P_gi, in double. Under uniform routing (f_i or
- *   P_i = 1/E) it is alpha exactly. (The whole model's loss adds each layer's L_aux; the
- *   caller chooses the weight daux of each layer in the backward, e.g. 1 or 1 / layers.)
+ *   before capacity and not differentiated ([MTF]; with aux_count_all_choices, [FF] counts
+ *   every choice, so f sums to k; [HF] takes the argmax of its capacity-masked mask, so its
+ *   dropped tokens count for expert 0: not reproduced), P_gi = (sum over t in g of p_ti) / S;
+ *   L_aux = alpha * E * (1/G) sum_g sum_i f_gi P_gi, in double. With p = 1/E exactly (equal
+ *   logits, E a power of two) it is alpha exactly; with f_i = 1/E, alpha up to the fp32
+ *   rounding of sum_i p_i = 1. (The whole model's loss adds each layer's L_aux; the caller
+ *   chooses the weight daux of each layer in the backward, e.g. 1 or 1 / layers.)
  * - Router z-loss (ST-MoE, [FF]): L_z = c_z * (1/N) * sum_t lse_t^2, lse_t = logsumexp_e h_te
  *   in fp32 (max + log of the softmax sum), squared and summed in double. (In [MTF] the
  *   z-loss is also multiplied by the aux coefficient; here c_z stands alone.) Both losses are

@@ -116,12 +116,6 @@ sim_unit sim_engine_op_unit(sim_op_kind kind);
 ss_status sim_engine_op_seconds(const sim_program *p, int32_t id, const sim_chip *chip,
                                 double *seconds, ss_err *err);
 
-/* Pairs every send with its recv as program validation does: the k-th send from core s to
- * core d with tag t with the k-th recv on d from s with tag t. partner[nops] receives, for a
- * send its recv's id, for a recv its send's id, and -1 for other ops. Fails (naming the op)
- * on an unmatched send or recv or a byte-count mismatch, which a validated program never has. */
-ss_status sim_engine_pair_xfers(const sim_program *p, int32_t *partner, ss_err *err);
-
 /* One message under the link model above (bandwidth link_gbps * 1e9 B/s, latency
  * link_latency_ns * 1e-9 s of the chip). A 0-byte message is one empty packet: it pays the
  * hop latencies and no serialisation. */

@@ -247,7 +247,7 @@ ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cf
     if (st == SS_OK)
         st = engine_alloc(&e, err);
     if (st == SS_OK)
-        st = sim_engine_pair_xfers(p, e.partner, err);
+        st = sim_program_pair_xfers(p, e.partner, err);
     if (st == SS_OK) {
         build_graph(&e);
         st = schedule(&e, err);

@@ -1313,6 +1313,22 @@ static void describe_by_id(const sim_program *p, int32_t op, const void *ctx, ch
         snprintf(buf, cap, "op %d (core %d)", op, o->core);
 }
 
+ss_status sim_program_pair_xfers(const sim_program *p, int32_t *partner, ss_err *err)
+{
+    for (int32_t i = 0; i < p->nops; i++)
+        partner[i] = -1;
+    checker c = {.p = p, .describe = describe_by_id};
+    ss_status st = check_transfers(&c, partner);
+    if (st != SS_OK && c.bad >= 0) {
+        char d[160];
+        describe_by_id(p, c.bad, NULL, d, sizeof d);
+        ss_err_prefix(&c.err, "%s %s", op_kind_names[p->ops[c.bad].kind], d);
+    }
+    if (st != SS_OK && err)
+        *err = c.err;
+    return st;
+}
+
 ss_status sim_program_validate(const sim_program *p, ss_err *err)
 {
     checker c = {.p = p, .describe = describe_by_id};

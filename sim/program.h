@@ -284,6 +284,11 @@ const char *sim_prog_dtype_name(sim_operands dtype); /* "bf16" or "fp32" */
 
 /* ---- validation and text form ---- */
 /* Checks the cross-core invariants listed above; the message names the offending op. */
+/* Pairs every send with its recv as validation does: the k-th send from core s to core d with
+ * tag t with the k-th recv on d from s with tag t. partner[nops] receives, for a send its
+ * recv's id, for a recv its send's id, and -1 for other ops. Fails (naming the op) on an
+ * unmatched send or recv or a byte-count mismatch, which a validated program never has. */
+ss_status sim_program_pair_xfers(const sim_program *p, int32_t *partner, ss_err *err);
 ss_status sim_program_validate(const sim_program *p, ss_err *err);
 /* Parses and validates a text program into p (which need not be initialised). On failure p
  * is left freed and err holds "FILE:LINE:COL: message". name is used in messages. */

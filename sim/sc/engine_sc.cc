@@ -59,7 +59,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -204,7 +203,7 @@ ss_status plan_messages(Plan &pl, ss_err *err)
     const sim_program *p = pl.p;
     const sim_topo *topo = pl.cfg->topo;
     std::vector<int32_t> partner((size_t)pl.nops);
-    ss_status st = sim_engine_pair_xfers(p, partner.data(), err);
+    ss_status st = sim_program_pair_xfers(p, partner.data(), err);
     if (st != SS_OK)
         return st;
     pl.msg_of.assign((size_t)pl.nops, -1);
@@ -694,6 +693,23 @@ ss_status check_finished(const Sim &sim, ss_err *err)
     return SS_OK;
 }
 
+// Inside a catch block: the status and message ("<context>: ...") of the exception being
+// handled.
+ss_status describe_exception(const char *context, char *msg, size_t size)
+{
+    try {
+        throw;
+    } catch (const std::bad_alloc &) {
+        snprintf(msg, size, "%s: out of memory", context);
+        return SS_ERR_NOMEM;
+    } catch (const std::exception &e) {
+        snprintf(msg, size, "%s: %s", context, e.what());
+    } catch (...) {
+        snprintf(msg, size, "%s: unknown exception", context);
+    }
+    return SS_ERR_DATA;
+}
+
 // ---- child side: run and write the results ------------------------------------------------
 
 int write_all(int fd, const void *buf, size_t n)
@@ -763,17 +779,8 @@ std::unique_ptr<Sim> simulate(const Plan &pl, Header &h)
     try {
         std::unique_ptr<Sim> sim = simulate(pl, h);
         rc = h.status == SS_OK ? write_results(fd, *sim, h) : write_all(fd, &h, sizeof h);
-    } catch (const std::bad_alloc &) {
-        h.status = SS_ERR_NOMEM;
-        snprintf(h.msg, sizeof h.msg, "out of memory in the systemc simulation");
-        rc = write_all(fd, &h, sizeof h);
-    } catch (const std::exception &e) {
-        h.status = SS_ERR_DATA;
-        snprintf(h.msg, sizeof h.msg, "systemc simulation failed: %s", e.what());
-        rc = write_all(fd, &h, sizeof h);
     } catch (...) {
-        h.status = SS_ERR_DATA;
-        snprintf(h.msg, sizeof h.msg, "systemc simulation failed with an unknown exception");
+        h.status = describe_exception("systemc simulation", h.msg, sizeof h.msg);
         rc = write_all(fd, &h, sizeof h);
     }
     std::cout.flush(); // SystemC's reports go to std::cout, now stderr; _exit flushes nothing
@@ -923,10 +930,10 @@ extern "C" ss_status sim_sc_engine_run(const sim_program *p, const sim_engine_cf
         st = plan_build(pl, p, cfg, err);
         if (st == SS_OK)
             st = run_forked(pl, out, err);
-    } catch (const std::bad_alloc &) {
-        st = ss_err_set(err, SS_ERR_NOMEM, "out of memory preparing the systemc simulation");
     } catch (...) {
-        st = ss_err_set(err, SS_ERR_DATA, "unexpected exception in the systemc engine");
+        char msg[sizeof err->msg];
+        st = describe_exception("preparing the systemc simulation", msg, sizeof msg);
+        ss_err_set(err, st, "%s", msg);
     }
     if (st != SS_OK)
         sim_result_free(out);

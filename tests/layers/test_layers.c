@@ -3,8 +3,8 @@
  * attention with bias, masks and dropout, ReLU and GEGLU FFN, cross-entropy), finite-
  * difference gradient checks of every gradient every layer produces, T5's relative position
  * buckets against values derived by hand from the formula, causal and padding masking, rows
- * with every key masked, bf16 against fp32 numerics, determinism from a seed, and the errors
- * for bad user values.
+ * with every key masked, the strided attention products in fast (OpenBLAS) GEMM mode, bf16
+ * against fp32 numerics, determinism from a seed, and the errors for bad user values.
  *
  * Gradient checks: fp32 numerics (model_numerics_fp32), the scalar loss L = sum(out * g) for
  * a fixed random g accumulated in double, a five-point central difference with step FD_H =

@@ -3,11 +3,16 @@
  * the closed form of sim/engine.h (latency * h + serialisation of the first packet * h + the
  * rest / bandwidth), link statistics and merged busy intervals; two flows sharing a link take
  * twice as long as one (contention the analytic engine does not model); the tie rule on a link
- * (same arrival time: lower message id first); a dependency chain of matmuls against the sum of
- * sim_matmul_time; agreement with the analytic engine on contention-free programs; repeated
- * calls in one process giving identical results; error reporting (collective ops, deadlock);
- * and a 1024-chip 32x32 torus with 10,000 random messages (wall time and events/s printed as
- * information, never asserted). Skips (exit 77) when the build has no SystemC.
+ * (same arrival time: lower message id first, also when the lower one arrives in a later delta
+ * cycle); a dependency chain of matmuls against the sum of sim_matmul_time; agreement with the
+ * analytic engine on contention-free programs (op ends, busy times, link intervals); invariants
+ * on random contended programs (never earlier than the contention-free time, disjoint link
+ * intervals adding up to the busy time); repeated calls in one process giving identical
+ * results; messages inside a chip, empty messages, idle cores, empty programs; nothing written
+ * to stdout and a caller that ignores SIGCHLD; errors (collective ops, deadlock, unmatched
+ * send, a simulation process killed by a signal); and a 1024-chip 32x32 torus with 10,000
+ * random messages (wall time and events/s printed as information, never asserted). Skips
+ * (exit 77) when the build has no SystemC.
  *
  * Test chip: 100 GB/s links (a 4 KiB packet serialises in 40.96 ns, a whole number of ps),
  * 1000 ns hop latency, HBM 1000 GB/s per chip, TPU v3-like cores.
@@ -419,6 +424,99 @@ static void test_engine_sc_agrees_with_analytic(void **state)
     sim_program_free(&p);
 }
 
+/* ---- contention: invariants on random programs ------------------------------------------ */
+
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* Every core: a random compute op or none, then 1..4 sends to random cores (sizes 0 .. 40 KiB,
+ * so empty messages, short last packets and contention on shared links all occur), then its
+ * recvs, then a vector op after the last recv. Sends never wait for recvs: no deadlock. */
+static void build_random_traffic(sim_program *p, int ncores, uint64_t seed)
+{
+    enum { MAXMSG = 4 * 32 };
+    int32_t src[MAXMSG], dst[MAXMSG];
+    uint64_t bytes[MAXMSG];
+    int n = 0;
+    for (int32_t c = 0; c < ncores; c++) {
+        if (lcg(&seed) % 2)
+            sim_program_add_hbm(p, c, 0, lcg(&seed) % (1u << 20), 0, NULL, 0);
+        const int k = 1 + (int)(lcg(&seed) % 4);
+        for (int j = 0; j < k && n < MAXMSG; j++, n++) {
+            src[n] = c;
+            do
+                dst[n] = (int32_t)(lcg(&seed) % (uint64_t)ncores);
+            while (dst[n] == c);
+            bytes[n] = lcg(&seed) % 8 == 0 ? 0 : lcg(&seed) % (40u << 10);
+            sim_program_add_send(p, c, 0, dst[n], bytes[n], 0, NULL, SIM_DEPS_PREV);
+        }
+    }
+    for (int32_t c = 0; c < ncores; c++) {
+        for (int i = 0; i < n; i++)
+            if (dst[i] == c)
+                sim_program_add_recv(p, c, 0, src[i], bytes[i], 0, NULL, 0);
+        sim_program_add_vector(p, c, 0, SIM_VECTOR_ELEMENTWISE, 4096, 0, SIM_OPERANDS_BF16, NULL,
+                               SIM_DEPS_PREV);
+    }
+}
+
+/* Under contention the engines differ, but: contention only delays, so no op ends before the
+ * analytic engine's contention-free time; each link's merged busy intervals are disjoint and
+ * add up to its busy time; both engines count the same bytes and packets on every link; the
+ * makespan is at least the busiest link's time. */
+static void test_engine_sc_random_contention_invariants(void **state)
+{
+    (void)state;
+    const int dims[2] = {4, 4}, wrap[2] = {1, 1};
+    pod d;
+    pod_init(&d, 2, dims, wrap, 2);
+    double worst_early = 0, worst_gap = 0, slowest = 1;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        sim_program p = new_program(sim_topo_ncores(&d.topo));
+        build_random_traffic(&p, sim_topo_ncores(&d.topo), seed);
+        check_built(&p);
+        sim_result a = run(SIM_ENGINE_ANALYTIC, &p, &d);
+        sim_result s = run(SIM_ENGINE_SYSTEMC, &p, &d);
+        for (int32_t i = 0; i < p.nops; i++) {
+            assert_true(s.op_start_s[i] <= s.op_end_s[i]);
+            /* in units of the ps rounding the engine allows itself per op on a path */
+            const double early = (a.op_end_s[i] - s.op_end_s[i]) / (p.nops * 0.5e-12);
+            worst_early = early > worst_early ? early : worst_early;
+        }
+        assert_memory_equal(s.link_bytes, a.link_bytes, (size_t)s.nlinks * sizeof(uint64_t));
+        assert_memory_equal(s.link_packets, a.link_packets, (size_t)s.nlinks * sizeof(uint64_t));
+        assert_true(s.makespan_s >= s.link_bound_s);
+        double *covered = calloc((size_t)s.nlinks, sizeof *covered);
+        assert_non_null(covered);
+        for (size_t i = 0; i < s.nlink_intervals; i++) {
+            const sim_link_interval *iv = &s.link_intervals[i];
+            assert_true(iv->end_s > iv->start_s);
+            if (i > 0 && s.link_intervals[i - 1].link == iv->link)
+                assert_true(s.link_intervals[i - 1].end_s <= iv->start_s); /* sorted, disjoint */
+            covered[iv->link] += iv->end_s - iv->start_s;
+        }
+        for (int32_t l = 0; l < s.nlinks; l++) {
+            const double gap = fabs(covered[l] - s.link_busy_s[l]) / s.makespan_s;
+            worst_gap = gap > worst_gap ? gap : worst_gap;
+        }
+        free(covered);
+        slowest = fmax(slowest, s.makespan_s / a.makespan_s);
+        sim_result_free(&a);
+        sim_result_free(&s);
+        sim_program_free(&p);
+    }
+    print_message("8 random programs: systemc makespan up to %.3f x the analytic one; worst op "
+                  "end before the analytic one: %.3g of (ops x 0.5 ps); worst interval/busy "
+                  "mismatch %.3g of the makespan\n",
+                  slowest, worst_early, worst_gap);
+    assert_true(worst_early <= 1);
+    assert_true(worst_gap < 1e-9);
+    assert_true(slowest > 1.01); /* the programs do contend */
+}
+
 /* ---- repeated calls ----------------------------------------------------------------------- */
 
 static void assert_same(const sim_result *x, const sim_result *y)
@@ -640,12 +738,6 @@ static void test_engine_sc_child_crash_is_an_error(void **state)
 
 /* ---- a 1024-chip pod ---------------------------------------------------------------------- */
 
-static uint64_t lcg(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return *s >> 33;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -715,16 +807,17 @@ static void test_engine_sc_torus_1024_random(void **state)
 
 int main(void)
 {
-#if !SWITCHSIM_HAVE_SYSTEMC
-    fprintf(stderr, "test_engine_sc: built without SystemC, skipping\n");
-    return 77;
-#else
+    if (!SWITCHSIM_HAVE_SYSTEMC) {
+        fprintf(stderr, "test_engine_sc: built without SystemC, skipping\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_sc_single_transfer_hops),
         cmocka_unit_test(test_engine_sc_two_flows_share_link),
         cmocka_unit_test(test_engine_sc_tie_broken_by_message_id),
         cmocka_unit_test(test_engine_sc_matmul_chain),
         cmocka_unit_test(test_engine_sc_agrees_with_analytic),
+        cmocka_unit_test(test_engine_sc_random_contention_invariants),
         cmocka_unit_test(test_engine_sc_repeated_calls),
         cmocka_unit_test(test_engine_sc_local_and_empty_messages),
         cmocka_unit_test(test_engine_sc_quiet_and_sigchld_ignored),
@@ -733,5 +826,4 @@ int main(void)
         cmocka_unit_test(test_engine_sc_torus_1024_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
-#endif
 }
