@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "collectives/coll.h"
 #include "sim/engine.h"
 #include "sim/pod.h"
 #include "sim/program.h"
@@ -41,6 +42,7 @@ typedef struct {
     sim_program prog;
     sim_result res;
     sim_engine_cfg cfg;
+    int collectives;     /* collective ops of the program as written (lowered before the run) */
 } sim_run;
 
 static int parse_opts(sim_opts *o, int argc, char **argv)
@@ -83,6 +85,9 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         "flows sharing a link do not slow each other: its makespan can be below the link bound,\n"
         "and it models no queues (peak queue 0). 'systemc' simulates packets through FIFO links\n"
         "(needs a build with SystemC).\n\n"
+        "Collectives: collective ops of the program are replaced by the send/recv schedule of\n"
+        "their algorithm (the op's algo= hint, or auto: the fastest predicted on this pod)\n"
+        "before the engine runs; see 'switchsim collective --help' for the algorithms.\n\n"
         "Trace (--trace): one process per chip; threads 'core C <unit>' carry the ops (named by\n"
         "label, or by kind), 'link ...' threads the links' busy windows (windows that overlap,\n"
         "as contention-free flows can in the analytic engine, merge into one slice that counts\n"
@@ -115,6 +120,25 @@ static void run_free(sim_run *r)
     sim_program_free(&r->prog);
 }
 
+/* Replaces the program's collective ops by the send/recv schedules of the collectives module
+ * (algorithm from each op's hint; auto picks the fastest predicted for this pod). */
+static ss_status lower_collectives(sim_run *r, const sim_opts *o, ss_err *err)
+{
+    r->collectives = 0;
+    for (int32_t i = 0; i < r->prog.nops; i++)
+        r->collectives += sim_program_op(&r->prog, i)->kind == SIM_OP_COLLECTIVE;
+    if (r->collectives == 0)
+        return SS_OK;
+    coll_cost cost = coll_cost_of_chip(&r->pod.chip, (uint32_t)o->packet_bytes);
+    sim_program lowered;
+    ss_status st = coll_program_lower(&r->prog, &r->topo, &cost, &lowered, err);
+    if (st != SS_OK)
+        return st;
+    sim_program_free(&r->prog);
+    r->prog = lowered;
+    return SS_OK;
+}
+
 /* Loads the pod and the program and runs the engine; prints the failure and returns -1. */
 static int run_load_and_simulate(sim_run *r, const sim_opts *o)
 {
@@ -126,6 +150,10 @@ static int run_load_and_simulate(sim_run *r, const sim_opts *o)
     }
     if (sim_program_parse_file(&r->prog, o->program_path, &err) != SS_OK) {
         cli_error("sim", "%s", err.msg);
+        return -1;
+    }
+    if (lower_collectives(r, o, &err) != SS_OK) {
+        cli_error("sim", "%s: %s", o->program_path, err.msg);
         return -1;
     }
     r->cfg = (sim_engine_cfg){&r->pod.chip, &r->topo, (uint32_t)o->packet_bytes,
@@ -276,6 +304,7 @@ static json_t *summary_json(const sim_run *r, const sim_opts *o)
     json_object_set_new(j, "pod_cores", json_integer(r->pod.cores));
     json_object_set_new(j, "program", json_string(o->program_path));
     json_object_set_new(j, "program_cores", json_integer(r->prog.ncores));
+    json_object_set_new(j, "collectives_lowered", json_integer(r->collectives));
     json_object_set_new(j, "ops", json_integer(r->prog.nops));
     json_object_set_new(j, "packet_bytes", json_integer((json_int_t)o->packet_bytes));
     json_object_set_new(j, "makespan_s", json_real(s->makespan_s));

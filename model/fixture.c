@@ -1,7 +1,7 @@
 /* This file implements fixture.h: the reader of the binary reference fixtures written by
  * tests/reference/gen_fixtures.py, and the runner that executes a fixture's kind (Switch
- * layer, attention, optimizer) on the fixture's inputs and compares the results with the
- * fixture's expected outputs.
+ * layer, attention, optimizer, whole T5 model with its optimizer steps) on the fixture's
+ * inputs and compares the results with the fixture's expected outputs.
  *
  * Invariants: the reader validates every field before it allocates from it (lengths, counts
  * and sizes are bounded in fixture.h), so a corrupt file yields SS_ERR_DATA with the byte

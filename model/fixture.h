@@ -38,7 +38,10 @@
  * KINDS (parameters; inputs; outputs the runner can compare; a fixture lists a subset of the
  * outputs, at least one). Every kind takes numerics=fp32|bf16 (model_numerics_fp32 or
  * model_numerics_bf16) and denormals=keep|flush (default keep: torch's bf16 conversion keeps
- * denormals). Gradients are those of the scalar loss sum(out * dout) (+ the kind's losses).
+ * denormals). Gradients are those of the scalar loss sum(out * dout) (+ the kind's losses;
+ * t5_model: the model's total loss). The generator's tolerances: fp32 1e-5 for forward values,
+ * 2e-5 for gradients and optimizer results; bf16 numerics 1e-2 and 2e-2 (one bf16 rounding
+ * that flips because a libm function differs in its last bit moves a value by 2^-8).
  *   switch_layer  model/switch_layer.h in training mode with jitter off and no expert dropout.
  *     N C F E top_k ffn=relu|geglu capacity_factor min_capacity group_size
  *     capacity_rounding=round|truncate drop_priority=token_order|batch_prioritized
@@ -60,14 +63,17 @@
  *     model_tensor list, offsets packed from 0); adafactor: factored min_dim_size_to_factor
  *     factor_stacks decay_rate epsilon1 epsilon2 clipping_threshold
  *     multiply_by_parameter_scale max_parameter_scale beta1 weight_decay; adamw: beta1 beta2
- *     eps weight_decay
+ *     eps weight_decay (each optional: model_adafactor_cfg_t5x / model_adamw_cfg_default)
  *     in:  params [P], grads [steps, P] (the gradient of each update)
  *     out: params_out [P], state_out [state floats] (optim.h's state layout)
  *   t5_model      model/t5.h: one training-mode forward (dropout 0, jitter off) and backward
- *     of the whole encoder-decoder, then one Adafactor (T5X defaults) and one AdamW (torch
- *     defaults) update at step 0 of copies of the parameters from those gradients.
+ *     of the whole encoder-decoder, then one Adafactor (T5X defaults: only matrices with both
+ *     sides >= 128 and expert stacks are factored) and one AdamW (torch defaults) update at
+ *     step 0 of copies of the parameters from those gradients.
  *     B T_in T_out C F D H Le Ld V ffn tied num_buckets max_distance pad_id lr switch=0|1 and,
- *     with switch, E every and the routing keys of switch_layer (top_k ... z_coef)
+ *     with switch, E every top_k capacity_factor min_capacity group_size capacity_rounding
+ *     drop_priority router_dtype aux_alpha z_coef (as in switch_layer; gates are not
+ *     renormalised and f counts choice 0, model/t5.h's Switch layers)
  *     in:  params [nparams] (model/t5.h's flat layout), inputs [B,T_in] i32,
  *          decoder_inputs [B,T_out] i32, targets [B,T_out] i32
  *     out: loss, aux_loss, z_loss, total [] (the metrics), expert_choice [sum of tokens*k]
@@ -166,8 +172,8 @@ uint32_t model_fixture_crc32(const uint8_t *buf, size_t n);
 /* Runs the fixture's kind on its inputs and compares every output tensor. SS_ERR_DATA (with
  * a message naming the fixture) when the fixture cannot be run: unknown kind, missing or
  * misshapen tensors, bad parameters, or an output the kind does not produce; a numerical
- * mismatch is not an error: it is a failing row of *rep. Free *rep with
- * model_fixture_report_free. */
+ * mismatch is not an error: it is a failing row of *rep. err must not be NULL. Free *rep
+ * with model_fixture_report_free. */
 ss_status model_fixture_run(model_fixture_report *rep, const model_fixture *fx, ss_err *err);
 void model_fixture_report_free(model_fixture_report *rep);
 

@@ -97,9 +97,9 @@ ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_e
     for (int32_t i = 0; i < p->nops; i++)
         if (sim_program_op(p, i)->kind == SIM_OP_COLLECTIVE)
             return ss_err_set(err, SS_ERR_USAGE,
-                              "op %d (core %d) is a collective: collective ops are priced by "
-                              "the collectives module, which this build does not have yet; "
-                              "write them as send/recv",
+                              "op %d (core %d) is a collective: engines price send/recv only; "
+                              "lower collective ops with the collectives module first "
+                              "(coll_program_lower, as switchsim sim does)",
                               (int)i, (int)sim_program_op(p, i)->core);
     return SS_OK;
 }

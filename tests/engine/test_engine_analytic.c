@@ -422,7 +422,7 @@ static void test_engine_analytic_collective_error(void **state)
                                     .kind = SIM_COLL_ALLREDUCE};
         assert_true(sim_program_add_collective(&p, c, 0, &coll, NULL, 0) >= 0);
     }
-    run_fails(&p, &chip, &t, "collectives module", "write them as send/recv",
+    run_fails(&p, &chip, &t, "collectives module", "coll_program_lower",
               (const char *)NULL);
     sim_program_free(&p);
 }

@@ -279,7 +279,13 @@ static void test_sim_cli_errors(void **state)
                "cores 2\ncore 0:\n  c: collective id=0 kind=allreduce group=0-1 bytes=64\n"
                "core 1:\n  c: collective id=0 kind=allreduce group=0-1 bytes=64\n");
     snprintf(args, sizeof args, "--pod " POD " --program '%s'", coll);
-    expect(1, args, "collectives module", (const char *)NULL);
+    expect(0, args, "collectives_lowered", (const char *)NULL);
+    write_file(coll, sizeof coll, "coll-bad.prog",
+               "cores 2\ncore 0:\n  c: collective id=0 kind=allreduce group=0-1 bytes=64 "
+               "algo=nosuch\ncore 1:\n  c: collective id=0 kind=allreduce group=0-1 bytes=64 "
+               "algo=nosuch\n");
+    snprintf(args, sizeof args, "--pod " POD " --program '%s'", coll);
+    expect(1, args, "nosuch", (const char *)NULL);
 
     expect(1, "--pod configs/pods/missing.yaml --program " PROG, "missing.yaml",
            (const char *)NULL);

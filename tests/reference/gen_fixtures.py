@@ -7,23 +7,25 @@ run it; they read the committed .bin files. Output is deterministic: every fixtu
 own torch.Generator and the script runs single-threaded, so two runs write identical bytes.
 
 Fixture format (version 1, all little-endian; model/fixture.h is the full description):
-"SWFX", u32 version, u32 kind length + kind ("switch_layer", "attention", "optimizer"),
-u32 params length + "key=value\n" lines (shapes, flags), u32 tensor count, then per tensor:
-u32 name length + name, u8 role (0 input, 1 expected output), u8 dtype (0 f32, 1 i32),
-u8 rank, u8 0, u32 dims[rank], f32 tolerance (f32 outputs: normwise relative error bound
-max|c - r| / max|r|; else 0), row-major data; last a u32 CRC-32 (zlib) of all bytes before it.
+"SWFX", u32 version, u32 kind length + kind ("switch_layer", "attention", "optimizer",
+"t5_model"), u32 params length + "key=value\n" lines (shapes, flags), u32 tensor count, then
+per tensor: u32 name length + name, u8 role (0 input, 1 expected output), u8 dtype (0 f32,
+1 i32), u8 rank, u8 0, u32 dims[rank], f32 tolerance (f32 outputs: normwise relative error
+bound max|c - r| / max|r|; else 0), row-major data; last a u32 CRC-32 (zlib) of all bytes
+before it.
 
-The references below are written from the semantics in REFERENCE.md section 1-2 and the header
-comments of model/switch_layer.h, model/layers.h and model/optim.h, not from the C code. To make
-routing decisions comparable EXACTLY, the reference reproduces the C model's rounding points:
-every matrix product sums its fp32 (or bf16-rounded) products in k order from +0 (the order the
-matrix-unit model documents in sim/mxu_gemm.c), exp/log are computed in double and rounded to
-fp32 (glibc's expf/logf are correctly rounded in practice), softmax sums run in expert order,
-and bf16 rounding is torch's .to(torch.bfloat16) (round-to-nearest-even, denormals kept: the
-fixtures ask the C side for denormals=keep). Roundings pass gradients straight through, and in
-bf16 numerics the backward products round their operands to bf16 too, as the C model does.
-Gradients come from torch.autograd (other summation orders than C: that is what the per-tensor
-tolerances cover).
+The references below are written from the semantics in REFERENCE.md sections 1-2 and the
+header comments of model/switch_layer.h, model/layers.h, model/optim.h and model/t5.h, not
+from the C code (T5X's Adafactor by hand from optim.h's formulas; AdamW is torch.optim.AdamW).
+To make routing decisions comparable EXACTLY, the reference reproduces the C model's rounding
+points: every matrix product sums its fp32 (or bf16-rounded) products in k order from +0 (the
+order the matrix-unit model documents in sim/mxu_gemm.c), exp/log are computed in double and
+rounded to fp32 (glibc's expf/logf are correctly rounded in practice), softmax sums run in
+index order, and bf16 rounding is torch's .to(torch.bfloat16) (round-to-nearest-even,
+denormals kept: the fixtures ask the C side for denormals=keep). Roundings pass gradients
+straight through, and in bf16 numerics the backward products round their operands to bf16
+too, as the C model does. Gradients come from torch.autograd (other summation orders than C:
+that is what the per-tensor tolerances cover).
 """
 import math
 import os
@@ -1018,8 +1020,7 @@ def t5_fixture(seed, **over):
     grad = theta.grad.detach()
     choices = torch.cat([torch.where(r["slot"] < 0, torch.full_like(r["expert"], -1),
                                      r["expert"]).reshape(-1) for r in refs])
-    tensors = [(n, c, r, k) for n, c, r, k in layout]
-    p_ada, _ = adafactor_run(theta0, grad[None], ADAFACTOR_T5X, tensors, cfg["lr"])
+    p_ada, _ = adafactor_run(theta0, grad[None], ADAFACTOR_T5X, layout, cfg["lr"])
     p_adamw, _ = adamw_run(theta0, grad[None], cfg["lr"])
     fx = Fixture("t5_model", [(k, cfg[k]) for k in T5_PARAM_KEYS] + [("denormals", "keep")])
     fx.input("params", theta0)
