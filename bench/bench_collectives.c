@@ -9,8 +9,8 @@
  *   all-reduce: 2 (p - 1)/p n / B + 4 (k - 1) alpha (bandwidth and latency terms of the
  *               dimension-wise ring all-reduce, tests/collectives check it within 3%);
  *   all-to-all: max(bisection bound, injection bound): (p/2)^2 m / (2k B) for the 4k
- *               directed links of the cut (2k one way), and (p - 1) m / B for a core that
- *               injects through one network unit (engine.h), m = per-pair bytes;
+ *               directed links of the cut (2k one way), and (p - 1) m / (4 B) for a core that
+ *               injects through its 4 ports at once (engine.h), m = per-pair bytes;
  * the engines' time over it is the "ratio" column. Chip figures: the chip config given
  * (default configs/chips/tpu-v3.yaml) with cores_per_chip forced to 1.
  * Invariants: prints to stdout only; never part of `meson test`; rows whose chip count
@@ -89,7 +89,8 @@ static void bench_pod(const bench_opts *o, const sim_chip *chip, int k)
     const uint64_t n = 64u << 20, m = n / (uint64_t)p;
     const double closed[2] = {
         2.0 * (p - 1) / p * (double)n / B + 4.0 * (k - 1) * alpha,
-        fmax((double)(p / 2) * (p / 2) * (double)m / (2.0 * k * B), (double)(p - 1) * m / B)};
+        fmax((double)(p / 2) * (p / 2) * (double)m / (2.0 * k * B),
+             (double)(p - 1) * m / (4.0 * B))};
     const coll_desc d[2] = {{SIM_COLL_ALLREDUCE, p, n / 4, NULL, 4, &t, cores},
                             {SIM_COLL_ALLTOALL, p, n, NULL, 1, &t, cores}};
     const coll_algo a[2] = {COLL_ALGO_TORUS, o->a2a_direct ? COLL_ALGO_DIRECT : COLL_ALGO_DIMORDER};

@@ -72,6 +72,11 @@ int cli_dispatch(const cli_group *g, int argc, char **argv);
 /* Prints "switchsim: <prefix>: message" to stderr. */
 void cli_error(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A new object of the versions a training result records (results.json "versions"): switchsim,
+ * OpenBLAS (version, core, threads), the bf16 array kernels in use, jansson. Defined in
+ * cmd_train.c; `switchsim study` records the same. */
+json_t *cli_versions_json(void);
+
 /* The choices of --format, in emit_format order. */
 extern const char *const cli_format_choices[];
 
@@ -86,5 +91,7 @@ int cmd_model(int argc, char **argv);
 int cmd_collective(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_check_fixture(int argc, char **argv);
+int cmd_study(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
 
 #endif

@@ -32,14 +32,23 @@ static int default_pass_choice(void)
 }
 
 /* Loads the chip file; on failure prints the loader's message. */
-static int load_chip(sim_chip *chip, const char *path, const char *who)
+/* Parses spec's options, then loads the chip that --chip named (*chip_path, which the parse
+ * fills). Returns -1 when the tool goes on with *chip, else the exit status to return now:
+ * 0 after --help, 2 for a usage error, 1 when the chip file does not load. */
+static int parse_and_load_chip(const cli_spec *spec, int argc, char **argv,
+                               const char *const *chip_path, sim_chip *chip, const char *who)
 {
+    char *pos[argc];
+    int npos = 0;
+    const int pr = cli_parse(spec, argc, argv, pos, &npos);
+    if (pr != CLI_PARSE_OK)
+        return pr == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     ss_err err = {0};
-    if (sim_chip_load(chip, path, &err) != SS_OK) {
+    if (sim_chip_load(chip, *chip_path, &err) != SS_OK) {
         cli_error(who, "%s", err.msg);
-        return -1;
+        return CLI_EXIT_FAIL;
     }
-    return 0;
+    return -1;
 }
 
 static int print_result(json_t *obj, int format)
@@ -56,12 +65,28 @@ static json_t *jint(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+/* Adds what both ops report of their HBM traffic and of the compute/memory split: bytes read,
+ * written and moved, the HBM rate achieved (bytes moved / seconds) and the core's share of
+ * HBM, compute and memory cycles. */
+static void add_traffic(json_t *o, const sim_chip *chip, uint64_t read, uint64_t written,
+                        double seconds, uint64_t compute_cycles, uint64_t memory_cycles)
+{
+    const uint64_t moved = read + written;
+    json_object_set_new(o, "bytes_read", jint(read));
+    json_object_set_new(o, "bytes_written", jint(written));
+    json_object_set_new(o, "bytes_moved", jint(moved));
+    json_object_set_new(o, "hbm_gbps", json_real((double)moved / seconds / 1e9));
+    json_object_set_new(o, "hbm_gbps_per_core",
+                        json_real(sim_timing_core_hbm_bytes_per_s(chip) / 1e9));
+    json_object_set_new(o, "compute_cycles", jint(compute_cycles));
+    json_object_set_new(o, "memory_cycles", jint(memory_cycles));
+}
+
 /* ---- op gemm ---- */
 
 static json_t *gemm_json(const sim_chip *chip, const sim_matmul_op *op,
                          const sim_matmul_timing *t)
 {
-    uint64_t moved = t->bytes_read + t->bytes_written;
     json_t *o = json_object();
     json_object_set_new(o, "op", json_string("gemm"));
     json_object_set_new(o, "chip", json_string(chip->name));
@@ -79,14 +104,8 @@ static json_t *gemm_json(const sim_chip *chip, const sim_matmul_op *op,
     json_object_set_new(o, "compute_utilization", json_real(t->compute_utilization));
     json_object_set_new(o, "bound", json_string(sim_bound_name(t->bound)));
     json_object_set_new(o, "flops", jint(t->flops));
-    json_object_set_new(o, "bytes_read", jint(t->bytes_read));
-    json_object_set_new(o, "bytes_written", jint(t->bytes_written));
-    json_object_set_new(o, "bytes_moved", jint(moved));
-    json_object_set_new(o, "hbm_gbps", json_real((double)moved / t->seconds / 1e9));
-    json_object_set_new(o, "hbm_gbps_per_core",
-                        json_real(sim_timing_core_hbm_bytes_per_s(chip) / 1e9));
-    json_object_set_new(o, "compute_cycles", jint(t->compute_cycles));
-    json_object_set_new(o, "memory_cycles", jint(t->memory_cycles));
+    add_traffic(o, chip, t->bytes_read, t->bytes_written, t->seconds, t->compute_cycles,
+                t->memory_cycles);
     json_object_set_new(o, "fill_drain_cycles", jint(t->fill_drain_cycles));
     json_object_set_new(o, "tiles", jint(t->tiles));
     json_object_set_new(o, "tiles_k", jint(t->tiles_k));
@@ -141,15 +160,10 @@ static int op_gemm(int argc, char **argv)
         "read, written and moved, and the HBM rate achieved; compute, memory and fill/drain\n"
         "cycles; weight tiles (K x N), tiles on the busiest MXU and its weight loads.",
     };
-    char *pos[argc];
-    int npos = 0;
-    int pr = cli_parse(&spec, argc, argv, pos, &npos);
-    if (pr != CLI_PARSE_OK)
-        return pr == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-
     sim_chip chip;
-    if (load_chip(&chip, chip_path, "op gemm") != 0)
-        return CLI_EXIT_FAIL;
+    const int rc = parse_and_load_chip(&spec, argc, argv, &chip_path, &chip, "op gemm");
+    if (rc >= 0)
+        return rc;
     sim_matmul_op op = sim_matmul_op_default(M, K, N);
     op.operands = (sim_operands)dtype;
     op.double_buffer = db == 0;
@@ -168,7 +182,6 @@ static int op_gemm(int argc, char **argv)
 static json_t *vector_json(const sim_chip *chip, const sim_vector_op *op,
                            const sim_vector_timing *t)
 {
-    uint64_t moved = t->bytes_read + t->bytes_written;
     json_t *o = json_object();
     json_object_set_new(o, "op", json_string("vector"));
     json_object_set_new(o, "chip", json_string(chip->name));
@@ -184,14 +197,8 @@ static json_t *vector_json(const sim_chip *chip, const sim_vector_op *op,
     json_object_set_new(o, "flops", jint(t->flops));
     json_object_set_new(o, "flops_per_element",
                         json_integer(sim_vector_flops_per_element(op->kind)));
-    json_object_set_new(o, "bytes_read", jint(t->bytes_read));
-    json_object_set_new(o, "bytes_written", jint(t->bytes_written));
-    json_object_set_new(o, "bytes_moved", jint(moved));
-    json_object_set_new(o, "hbm_gbps", json_real((double)moved / t->seconds / 1e9));
-    json_object_set_new(o, "hbm_gbps_per_core",
-                        json_real(sim_timing_core_hbm_bytes_per_s(chip) / 1e9));
-    json_object_set_new(o, "compute_cycles", jint(t->compute_cycles));
-    json_object_set_new(o, "memory_cycles", jint(t->memory_cycles));
+    add_traffic(o, chip, t->bytes_read, t->bytes_written, t->seconds, t->compute_cycles,
+                t->memory_cycles);
     json_object_set_new(o, "startup_cycles", jint(t->startup_cycles));
     return o;
 }
@@ -235,15 +242,10 @@ static int op_vector(int argc, char **argv)
         "  switchsim op vector --chip configs/chips/tpu-v3.yaml --kind reduction \\\n"
         "      --elements 1048576 --row-len 1024 --dtype fp32 --format json",
     };
-    char *pos[argc];
-    int npos = 0;
-    int pr = cli_parse(&spec, argc, argv, pos, &npos);
-    if (pr != CLI_PARSE_OK)
-        return pr == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-
     sim_chip chip;
-    if (load_chip(&chip, chip_path, "op vector") != 0)
-        return CLI_EXIT_FAIL;
+    const int rc = parse_and_load_chip(&spec, argc, argv, &chip_path, &chip, "op vector");
+    if (rc >= 0)
+        return rc;
     sim_vector_op op = {(sim_vector_kind)kind, elements, row_len, (sim_operands)dtype};
     sim_vector_timing t;
     ss_err err = {0};

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "sim_trace.h"
 #include "collectives/coll.h"
 #include "sim/engine.h"
 #include "sim/pod.h"
@@ -53,8 +54,8 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         {"program", CLI_OPT_STR, &o->program_path, "FILE",
          "step program in the text form of sim/program.h (*.prog)", NULL, 0, 0, 1},
         {"engine", CLI_OPT_CHOICE, &o->engine, NULL,
-         "analytic: list scheduling, contention-free links; systemc: discrete events, FIFO "
-         "links",
+         "analytic: list scheduling, FIFO ports, contention-free links beyond; systemc: "
+         "discrete events, FIFO links",
          engine_choices, 0, 0, 0},
         {"packet-bytes", CLI_OPT_U64, &o->packet_bytes, "N",
          "packet size messages are cut into", NULL, 1, 1 << 30, 0},
@@ -73,18 +74,21 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         "the makespan (seconds, and cycles of the chip clock), the link-load lower bound (the\n"
         "busiest link's serialisation time: no schedule can be faster), the events the engine\n"
         "processed, per-core busy fractions of the units (mxu: matmul, vector, dma: hbm,\n"
-        "net: send/recv; fraction = time the unit is occupied / makespan, so net includes the\n"
-        "time a recv waits for its message) and the busiest links (bytes, packets, busy time,\n"
-        "utilisation = busy / makespan, peak queue in packets).\n\n"
+        "net: send/recv; fraction = time the unit is occupied / makespan, where net counts the\n"
+        "time with at least one send or recv of the core in flight, a recv's wait for its\n"
+        "message included, and concurrent transfers once: a core drives all its chip's ports\n"
+        "at once) and the busiest links (bytes, packets, busy time, utilisation = busy /\n"
+        "makespan, peak queue in packets).\n\n"
         "Cores: program core c runs on chip c / cores_per_chip of the pod; a program may use\n"
         "fewer cores than the pod has, not more. Busy fractions are summarised (min, mean, max)\n"
         "over the program's cores; the core table lists every core when there are at most\n"
         "--top of them, else the --top busiest (by their busiest unit).\n\n"
         "Engines: 'analytic' schedules ops in dependency order and prices every message as if\n"
-        "it were alone on its route (hops x (latency + first packet) + rest / bandwidth), so\n"
-        "flows sharing a link do not slow each other: its makespan can be below the link bound,\n"
-        "and it models no queues (peak queue 0). 'systemc' simulates packets through FIFO links\n"
-        "(needs a build with SystemC).\n\n"
+        "it were alone on its route (hops x (latency + first packet) + rest / bandwidth) once a\n"
+        "chip's port has injected it (sends of a chip through one port queue there, FIFO; sends\n"
+        "through different ports run at once), so flows sharing a later link do not slow each\n"
+        "other: its makespan can be below the link bound, and it reports no queues (peak queue\n"
+        "0). 'systemc' simulates packets through FIFO links (needs a build with SystemC).\n\n"
         "Collectives: collective ops of the program are replaced by the send/recv schedule of\n"
         "their algorithm (the op's algo= hint, or auto: the fastest predicted on this pod)\n"
         "before the engine runs; see 'switchsim collective --help' for the algorithms.\n\n"
@@ -316,8 +320,9 @@ static json_t *summary_json(const sim_run *r, const sim_opts *o)
     json_object_set_new(j, "events", json_integer((json_int_t)s->events));
     if (o->engine == SIM_ENGINE_ANALYTIC)
         json_object_set_new(j, "note",
-                            json_string("analytic: links contention-free, no queues modelled "
-                                        "(peak_queue 0); link_bound_s is a lower bound"));
+                            json_string("analytic: sends queue on their chip's port, links "
+                                        "beyond it contention-free (peak_queue 0); link_bound_s "
+                                        "is a lower bound"));
     return j;
 }
 
@@ -338,172 +343,6 @@ static json_t *result_json(const sim_run *r, const sim_opts *o)
     free(cores);
     free(links);
     return j;
-}
-
-/* ---- trace -------------------------------------------------------------------------- */
-
-/* Thread ids inside a chip's process: units of local core L at L * SIM_UNIT_COUNT + unit,
- * then its outgoing links at cores_per_chip * SIM_UNIT_COUNT + 2 * dim + dir. */
-static int unit_tid(int local, int unit)
-{
-    return local * SIM_UNIT_COUNT + unit;
-}
-
-static int link_tid(const sim_topo *t, const sim_topo_link *l)
-{
-    return t->cores_per_chip * SIM_UNIT_COUNT + 2 * l->dim + (int)l->dir;
-}
-
-static void trace_names(chrome_trace *tr, const sim_topo *t)
-{
-    char name[SIM_TOPO_NAME_MAX + 32];
-    for (int chip = 0; chip < sim_topo_nchips(t); chip++) {
-        int xyz[SIM_TOPO_MAX_DIMS];
-        sim_topo_coords(t, chip, xyz);
-        snprintf(name, sizeof name, "chip %d (%d,%d,%d)", chip, xyz[0], xyz[1], xyz[2]);
-        chrome_trace_process_name(tr, chip, name);
-        for (int local = 0; local < t->cores_per_chip; local++)
-            for (int u = 0; u < SIM_UNIT_COUNT; u++) {
-                snprintf(name, sizeof name, "core %d %s", sim_topo_core_id(t, chip, local),
-                         sim_unit_name((sim_unit)u));
-                chrome_trace_thread_name(tr, chip, unit_tid(local, u), name);
-            }
-    }
-    for (int l = 0; l < sim_topo_nlinks(t); l++) {
-        const sim_topo_link link = sim_topo_link_get(t, l);
-        char lname[SIM_TOPO_NAME_MAX];
-        sim_topo_link_name(t, l, lname, sizeof lname);
-        snprintf(name, sizeof name, "link %s", lname);
-        chrome_trace_thread_name(tr, link.src_chip, link_tid(t, &link), name);
-    }
-}
-
-static void trace_op(chrome_trace *tr, const sim_run *r, int32_t id)
-{
-    const sim_prog_op *op = sim_program_op(&r->prog, id);
-    const sim_op_kind kind = (sim_op_kind)op->kind;
-    const char *label = sim_program_string(&r->prog, op->label);
-    chrome_trace_arg args[3] = {{"op", NULL, id}, {"core", NULL, op->core}, {NULL, NULL, 0}};
-    int nargs = 2;
-    if (kind == SIM_OP_SEND || kind == SIM_OP_RECV) {
-        args[2] = (chrome_trace_arg){"bytes", NULL, (double)op->xfer.bytes};
-        nargs = 3;
-    }
-    const double start = r->res.op_start_s[id];
-    chrome_trace_complete(tr, label[0] ? label : sim_op_kind_name(kind), sim_op_kind_name(kind),
-                          sim_topo_core_chip(&r->topo, op->core),
-                          unit_tid(sim_topo_core_local(&r->topo, op->core),
-                                   sim_engine_op_unit(kind)),
-                          start, r->res.op_end_s[id] - start, args, nargs);
-}
-
-/* Orders link intervals by link, then by start (or end), then by end (or start). */
-static int cmp_by_start(const void *a, const void *b)
-{
-    const sim_link_interval *x = a, *y = b;
-    if (x->link != y->link)
-        return x->link < y->link ? -1 : 1;
-    if (x->start_s != y->start_s)
-        return x->start_s < y->start_s ? -1 : 1;
-    return (x->end_s > y->end_s) - (x->end_s < y->end_s);
-}
-
-static int cmp_by_end(const void *a, const void *b)
-{
-    const sim_link_interval *x = a, *y = b;
-    if (x->link != y->link)
-        return x->link < y->link ? -1 : 1;
-    if (x->end_s != y->end_s)
-        return x->end_s < y->end_s ? -1 : 1;
-    return (x->start_s > y->start_s) - (x->start_s < y->start_s);
-}
-
-/* One link's windows (sorted by start): overlapping ones merge into one "busy" slice that
- * counts its messages, so the link's track stays properly nested. */
-static void trace_link_slices(chrome_trace *tr, const sim_topo *t, const sim_link_interval *iv,
-                              size_t n)
-{
-    const sim_topo_link link = sim_topo_link_get(t, iv[0].link);
-    size_t i = 0;
-    while (i < n) {
-        double end = iv[i].end_s;
-        size_t j = i + 1;
-        for (; j < n && iv[j].start_s < end; j++)
-            end = fmax(end, iv[j].end_s);
-        const chrome_trace_arg arg = {"messages", NULL, (double)(j - i)};
-        chrome_trace_complete(tr, "busy", "link", link.src_chip, link_tid(t, &link),
-                              iv[i].start_s, end - iv[i].start_s, &arg, 1);
-        i = j;
-    }
-}
-
-/* One link's load (windows open at once) as a counter: above 1 where flows overlap, which
- * the analytic engine allows (contention-free) and a FIFO link does not. */
-static void trace_link_load(chrome_trace *tr, const sim_topo *t, const sim_link_interval *by_start,
-                            const sim_link_interval *by_end, size_t n)
-{
-    const sim_topo_link link = sim_topo_link_get(t, by_start[0].link);
-    char lname[SIM_TOPO_NAME_MAX], name[SIM_TOPO_NAME_MAX + 16];
-    sim_topo_link_name(t, by_start[0].link, lname, sizeof lname);
-    snprintf(name, sizeof name, "load %s", lname);
-    size_t i = 0, j = 0;
-    long load = 0;
-    while (j < n) { /* at equal times ends go first, so back-to-back windows read 1, not 2 */
-        const double now = i < n && by_start[i].start_s < by_end[j].end_s ? by_start[i].start_s
-                                                                           : by_end[j].end_s;
-        while (j < n && by_end[j].end_s == now)
-            load--, j++;
-        while (i < n && by_start[i].start_s == now)
-            load++, i++;
-        const chrome_trace_arg arg = {"windows", NULL, (double)load};
-        chrome_trace_counter(tr, name, link.src_chip, now, &arg, 1);
-    }
-}
-
-/* The links' busy windows: merged slices and a load counter per link. */
-static int trace_links(chrome_trace *tr, const sim_run *r)
-{
-    const size_t n = r->res.nlink_intervals;
-    sim_link_interval *s = malloc((n + 1) * sizeof *s), *e = malloc((n + 1) * sizeof *e);
-    if (!s || !e) {
-        free(s);
-        free(e);
-        return -1;
-    }
-    if (n) {
-        memcpy(s, r->res.link_intervals, n * sizeof *s);
-        memcpy(e, r->res.link_intervals, n * sizeof *e);
-    }
-    qsort(s, n, sizeof *s, cmp_by_start);
-    qsort(e, n, sizeof *e, cmp_by_end);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && s[j].link == s[i].link;)
-            j++;
-        trace_link_slices(tr, &r->topo, s + i, j - i);
-        trace_link_load(tr, &r->topo, s + i, e + i, j - i);
-    }
-    free(s);
-    free(e);
-    return 0;
-}
-
-/* Writes the run into the open trace tr and closes it (aborts it on failure). */
-static int write_trace(chrome_trace *tr, const sim_run *r)
-{
-    ss_err err = {0};
-    trace_names(tr, &r->topo);
-    for (int32_t i = 0; i < r->prog.nops; i++)
-        trace_op(tr, r, i);
-    if (trace_links(tr, r) != 0) {
-        chrome_trace_abort(tr);
-        cli_error("sim", "out of memory writing the trace");
-        return -1;
-    }
-    if (chrome_trace_close(tr, &err) != SS_OK) {
-        cli_error("sim", "%s", err.msg);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- command ------------------------------------------------------------------------ */
@@ -543,7 +382,8 @@ int cmd_sim(int argc, char **argv)
     memset(&r, 0, sizeof r);
     int rc = run_load_and_simulate(&r, &o) == 0 ? emit(&r, &o) : CLI_EXIT_FAIL;
     if (o.trace_path && rc == CLI_EXIT_OK)
-        rc = write_trace(&tr, &r) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        rc = cli_trace_write(&tr, &r.topo, &r.prog, &r.res, "sim") == 0 ? CLI_EXIT_OK
+                                                                       : CLI_EXIT_FAIL;
     else if (o.trace_path)
         chrome_trace_abort(&tr);
     run_free(&r);

@@ -30,7 +30,7 @@
 #define DEFAULT_STEPS 100
 
 typedef struct {
-    const char *model, *run, *out, *seed;
+    const char *model, *run, *out, *seed, *record_routing;
     long steps, eval_every;
     int resume, force, format;
 } train_cli;
@@ -57,6 +57,10 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         {"eval-every", CLI_OPT_INT, &o->eval_every, "N",
          "held-out evaluation every N steps (0: at the end only; -1: the run's train.eval_every)",
          NULL, -1, 1 << 30, 0},
+        {"record-routing", CLI_OPT_STR, &o->record_routing, "FILE",
+         "write the routing histogram of the steps run (per Switch layer, the fraction of "
+         "tokens whose first choice is each expert) for switchsim estimate --routing hist:FILE",
+         NULL, 0, 0, 0},
         {"format", CLI_OPT_CHOICE, &o->format, NULL, "summary format", cli_format_choices, 0, 0,
          0},
     };
@@ -145,12 +149,13 @@ static int settings(model_train_opts *t, run_cfg *run, const model_cfg *model,
         return CLI_EXIT_USAGE;
     }
     t->out_dir = c->out;
+    t->record_routing = c->record_routing;
     t->resume = c->resume;
     t->force = c->force;
     return 0;
 }
 
-static json_t *versions_json(void)
+json_t *cli_versions_json(void)
 {
     json_t *v = json_object();
     json_object_set_new(v, "switchsim", json_string(SWITCHSIM_VERSION));
@@ -212,7 +217,7 @@ static json_t *summary_json(const json_t *res)
 static int train_and_report(model_train_opts *t, int format)
 {
     ss_err err = {0};
-    json_t *versions = versions_json();
+    json_t *versions = cli_versions_json();
     t->versions = versions;
     if (isatty(fileno(stderr)))
         t->progress = draw_progress;
@@ -236,7 +241,7 @@ static int train_and_report(model_train_opts *t, int format)
 
 int cmd_train(int argc, char **argv)
 {
-    train_cli c = {NULL, NULL, "train-out", NULL, 0, -1, 0, 0, EMIT_TABLE};
+    train_cli c = {.out = "train-out", .eval_every = -1, .format = EMIT_TABLE};
     const int p = parse_opts(&c, argc, argv);
     if (p == CLI_PARSE_HELP)
         return CLI_EXIT_OK;

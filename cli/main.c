@@ -24,7 +24,9 @@ static const cli_cmd commands[] = {
     {"model", "parameter count and FLOPs per sequence of a model config", cmd_model},
     {"collective", "time a collective (all-reduce, all-to-all, ...) on a pod", cmd_collective},
     {"train", "train a model for real (bf16 numerics, real routing) and write metrics", cmd_train},
+    {"estimate", "predict step time, throughput, MFU and memory of a run on a pod", cmd_estimate},
     {"check-fixture", "compare the C model with a PyTorch reference fixture", cmd_check_fixture},
+    {"study", "numerics studies: selective precision (fp32 vs bf16 routers)", cmd_study},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

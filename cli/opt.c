@@ -79,7 +79,7 @@ void cli_print_help(const cli_spec *spec)
             print_default(o);
         if (bounded(o) && (o->type == CLI_OPT_INT || o->type == CLI_OPT_U64 ||
                            o->type == CLI_OPT_DOUBLE))
-            printf(" [%g..%g]", o->min, o->max);
+            printf(" [%.15g..%.15g]", o->min, o->max);
         printf("\n");
     }
     printf("  %-28s %s\n", "-h, --help", "show this help and exit");

@@ -302,17 +302,44 @@ uint64_t coll_schedule_bytes(const coll_schedule *s)
     return b;
 }
 
-/* Cost of one step: see coll_schedule_predict. inj[p] and load[nlinks] are scratch,
+/* A message's bytes between an ordered pair of ranks (the model without a topology). */
+typedef struct {
+    int32_t src, dst;
+    double bytes;
+} pair_bytes;
+
+static int cmp_pair_bytes(const void *a, const void *b)
+{
+    const pair_bytes *x = a, *y = b;
+    if (x->src != y->src)
+        return x->src < y->src ? -1 : 1;
+    return (x->dst > y->dst) - (x->dst < y->dst);
+}
+
+/* Largest total bytes of one ordered pair among pb[0..n) (sorted in place). */
+static double busiest_pair(pair_bytes *pb, size_t n)
+{
+    qsort(pb, n, sizeof *pb, cmp_pair_bytes);
+    double most = 0, run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int same = i && pb[i].src == pb[i - 1].src && pb[i].dst == pb[i - 1].dst;
+        run = same ? run + pb[i].bytes : pb[i].bytes;
+        most = run > most ? run : most;
+    }
+    return most;
+}
+
+/* Cost of one step: see coll_schedule_predict. load[nlinks] and pb[step length] are scratch,
  * route[diameter]. */
 static double step_cost(const coll_schedule *s, int32_t st, const coll_desc *d,
-                        const coll_cost *c, double *inj, double *load, int *route)
+                        const coll_cost *c, double *load, pair_bytes *pb, int *route)
 {
     const sim_topo *t = d->topo;
     const int nlinks = t ? sim_topo_nlinks(t) : 0;
-    memset(inj, 0, (size_t)s->p * sizeof *inj);
     if (nlinks)
         memset(load, 0, (size_t)nlinks * sizeof *load);
     double most = 0, lat = 0;
+    size_t npb = 0;
     for (size_t i = s->step_start[st]; i < s->step_start[st + 1]; i++) {
         const coll_xfer *x = &s->x[i];
         if (x->src == x->dst)
@@ -327,15 +354,17 @@ static double step_cost(const coll_schedule *s, int32_t st, const coll_desc *d,
                 load[route[k]] += bytes;
                 most = load[route[k]] > most ? load[route[k]] : most;
             }
+        } else {
+            pb[npb++] = (pair_bytes){x->src, x->dst, bytes};
         }
         if (hops == 0)
             continue; /* two cores of one chip: free */
-        inj[x->src] += bytes;
-        most = inj[x->src] > most ? inj[x->src] : most;
         const double first = bytes < c->packet_bytes ? bytes : (double)c->packet_bytes;
         const double l = hops * c->latency_s + (hops - 1) * first / c->bytes_per_s;
         lat = l > lat ? l : lat;
     }
+    if (!t)
+        most = busiest_pair(pb, npb);
     return most / c->bytes_per_s + lat;
 }
 
@@ -343,17 +372,21 @@ ss_status coll_schedule_predict(const coll_schedule *s, const coll_desc *d, cons
                                double *seconds, ss_err *err)
 {
     const sim_topo *t = d->topo;
-    double *inj = calloc((size_t)s->p, sizeof *inj);
+    size_t longest = 1;
+    for (int32_t i = 0; i < s->nsteps; i++)
+        if (s->step_start[i + 1] - s->step_start[i] > longest)
+            longest = s->step_start[i + 1] - s->step_start[i];
     double *load = calloc(t ? (size_t)sim_topo_nlinks(t) + 1 : 1, sizeof *load);
+    pair_bytes *pb = t ? NULL : calloc(longest, sizeof *pb);
     int *route = calloc(t ? (size_t)sim_topo_diameter(t) + 1 : 1, sizeof *route);
     ss_status st = SS_OK;
     *seconds = 0;
-    if (!inj || !load || !route)
+    if (!load || (!t && !pb) || !route)
         st = ss_err_set(err, SS_ERR_NOMEM, "out of memory pricing a schedule of %d ranks", s->p);
     for (int32_t i = 0; st == SS_OK && i < s->nsteps; i++)
-        *seconds += step_cost(s, i, d, c, inj, load, route);
-    free(inj);
+        *seconds += step_cost(s, i, d, c, load, pb, route);
     free(load);
+    free(pb);
     free(route);
     return st;
 }

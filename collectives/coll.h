@@ -65,12 +65,11 @@
  * collective with nothing to move, p = 1 or count 0, has no steps; a barrier's messages
  * carry 0 elements); reductions only go between distinct ranks.
  *
- * Timing caveat: both engines give a core one network unit that runs its sends and recvs in
- * program order (sim/engine.h), so a core injects one message at a time at one link's
- * bandwidth. Algorithms that send on several links at once from one core (biring, direct
- * all-to-all) therefore gain on the links' load (link_bound_s) but not on the makespan unless
- * the cores of a chip share the work (torus puts the two cores of a chip on opposite ring
- * directions).
+ * Timing: both engines give a core a network interface that drives every port of its chip
+ * at once (sim/engine.h): sends to different first links run concurrently, sends that share
+ * one queue on it, and a recv holds nothing. The lowering lets the messages of one step run
+ * together, so algorithms that send on several links at once (biring, direct all-to-all) gain
+ * on the makespan as on the links' load.
  */
 #ifndef SWITCHSIM_COLLECTIVES_COLL_H
 #define SWITCHSIM_COLLECTIVES_COLL_H
@@ -168,11 +167,13 @@ ss_status coll_schedule_check(const coll_schedule *s, ss_err *err);
 /* Network bytes the schedule sends in total (local copies excluded). */
 uint64_t coll_schedule_bytes(const coll_schedule *s);
 /* The alpha-beta time of the schedule on topo (ranks on d->cores): for every step,
- *   max(largest bytes a rank injects, largest bytes a link carries) / B
+ *   largest bytes a link carries / B
  *   + largest over its messages of hops * alpha + (hops - 1) * first packet / B,
- * summed over steps. Without a topology every message is one hop on its own link. This is
- * what the engines give for steps that do not overlap: a core injects its messages one after
- * the other through its one network unit (engine.h). */
+ * summed over steps. A rank's injection is no separate bound: its sends to different first
+ * links run concurrently and those sharing one add up on that link (engine.h), and messages
+ * between two cores of one chip are free. Without a topology every ordered pair of ranks has
+ * its own link (the step costs its largest message). It approximates the engines when steps
+ * do not overlap (queueing beyond a link's total load is not modelled). */
 ss_status coll_schedule_predict(const coll_schedule *s, const coll_desc *d, const coll_cost *c,
                                double *seconds, ss_err *err);
 
@@ -192,8 +193,9 @@ ss_status coll_run(const coll_schedule *s, coll_dtype dtype, bf16_denormals pol,
  * aggregated message of a step (all transfers from one rank to another in that step) is one
  * send/recv pair with the given tag, sized count * elem_bytes. Per rank and step: its sends
  * (in the order the schedule lists them), then its recvs (ordered by the position of the
- * matching send in its sender's list, then sender); each op depends on the rank's previous
- * op of the collective and the first on deps[r][0..ndeps[r]) (deps/ndeps may be NULL). No
+ * matching send in its sender's list, then sender); every op of a step depends on the rank's
+ * previous step's last op (the first step's on deps[r][0..ndeps[r]), deps/ndeps may be NULL)
+ * and the step's last op also on its other ops, so a step's messages run concurrently. No
  * vector op is added for reductions: the collective is priced as communication only.
  * last[r] (may be NULL) receives the rank's last op, or -1 if it has none. */
 ss_status coll_schedule_lower(const coll_schedule *s, sim_program *p, const int32_t *cores,

@@ -5,12 +5,16 @@
  * Messages. All transfers of one step from rank a to rank b (a != b) form one message of
  * (sum of counts) * elem_bytes bytes. A rank's sends of a step are ordered by the first
  * transfer of each in the schedule; its recvs by (position of the matching send in its
- * sender's list, sender), i.e. roughly in arrival order, so that a recv (which holds the
- * core's network unit until its message is in) does not wait behind a later one. Every rank
- * runs step s's sends, then step s's recvs, then step s + 1: each op depends on the previous
- * one, which is what the data dependencies need (a rank forwards what it received) and what
- * an in-order network unit would do anyway. Pairing is by (src, dst, tag) in order, and both
- * sides list a pair's messages in step order, so the k-th send pairs with the k-th recv.
+ * sender's list, sender), i.e. roughly in arrival order. Dependencies, per rank: every op of
+ * step s depends on the join of the rank's previous step (the collective's own dependencies
+ * for its first step), and the step's last op (its last recv, or its last send when it
+ * receives nothing) also on the step's other ops, which makes it the step's join. So the
+ * sends and recvs of one step run concurrently (the engines' network interface drives every
+ * port at once: a bidirectional ring sends both ways together, a direct all-to-all injects on
+ * every port), while step s + 1 starts only once step s is complete, which is what the data
+ * dependencies need (a rank forwards what it received). A single-op step is a plain chain.
+ * Pairing is by (src, dst, tag) in order, and both sides list a pair's messages in step order,
+ * so the k-th send pairs with the k-th recv.
  *
  * Auto: the algorithm chosen for a (kind, group, bytes, matrix) is remembered for the rest
  * of the program (the choice depends on nothing else), so repeated collectives cost one
@@ -133,7 +137,17 @@ static ss_status plan_build(plan *pl, const coll_schedule *s, ss_err *err)
     return SS_OK;
 }
 
-/* Appends rank r's ops; *last = its last op or -1. */
+/* Number of messages of list m[i .. end) in step `step` (they are contiguous from i). */
+static int32_t step_len(const msg *m, size_t i, size_t end, int32_t step)
+{
+    int32_t n = 0;
+    while (i + (size_t)n < end && m[i + (size_t)n].step == step)
+        n++;
+    return n;
+}
+
+/* Appends rank r's ops with the dependencies described at the top of this file; *last = its
+ * last op (the join of its last step) or -1. */
 static ss_status emit_rank(const plan *pl, int32_t r, sim_program *p, const int32_t *cores,
                            int32_t tag, const int32_t *deps, int32_t ndeps, int32_t *last,
                            ss_err *err)
@@ -141,26 +155,42 @@ static ss_status emit_rank(const plan *pl, int32_t r, sim_program *p, const int3
     size_t si = pl->src_start[r], ri = pl->dst_start[r];
     const size_t se = pl->src_start[r + 1], re = pl->dst_start[r + 1];
     *last = -1;
-    while (si < se || ri < re) {
+    /* dep[0 .. nprev) = what every op of the step depends on, then the step's ops so far */
+    int32_t *dep = malloc((se - si + re - ri + (size_t)ndeps + 1) * sizeof *dep);
+    if (!dep)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory lowering rank %d", r);
+    if (ndeps > 0)
+        memcpy(dep, deps, (size_t)ndeps * sizeof *dep);
+    int32_t nprev = ndeps;
+    ss_status st = SS_OK;
+    while (st == SS_OK && (si < se || ri < re)) {
         const int32_t step = si < se && (ri >= re || pl->by_src[si].step <= pl->by_dst[ri].step)
                                  ? pl->by_src[si].step
                                  : pl->by_dst[ri].step;
-        for (int recv = 0; recv < 2; recv++) {
+        const int32_t nops = step_len(pl->by_src, si, se, step) +
+                             step_len(pl->by_dst, ri, re, step);
+        int32_t k = 0; /* ops of the step added so far */
+        for (int recv = 0; recv < 2 && st == SS_OK; recv++) {
             const msg *m = recv ? pl->by_dst : pl->by_src;
             size_t *i = recv ? &ri : &si;
-            for (; *i < (recv ? re : se) && m[*i].step == step; (*i)++) {
-                const int32_t *d = *last < 0 ? deps : NULL;
-                const int32_t nd = *last < 0 ? ndeps : SIM_DEPS_PREV;
-                *last = recv ? sim_program_add_recv(p, cores[r], 0, cores[m[*i].src],
-                                                    m[*i].bytes, tag, d, nd)
-                             : sim_program_add_send(p, cores[r], 0, cores[m[*i].dst],
-                                                    m[*i].bytes, tag, d, nd);
-                if (*last < 0)
-                    return sim_program_status(p, err);
+            for (; st == SS_OK && *i < (recv ? re : se) && m[*i].step == step; (*i)++, k++) {
+                const int32_t nd = k + 1 == nops ? nprev + k : nprev; /* the join: all */
+                const int32_t id = recv ? sim_program_add_recv(p, cores[r], 0, cores[m[*i].src],
+                                                               m[*i].bytes, tag, dep, nd)
+                                        : sim_program_add_send(p, cores[r], 0, cores[m[*i].dst],
+                                                               m[*i].bytes, tag, dep, nd);
+                if (id < 0)
+                    st = sim_program_status(p, err);
+                dep[nprev + k] = id;
             }
         }
+        if (st == SS_OK) {
+            *last = dep[0] = dep[nprev + nops - 1];
+            nprev = 1;
+        }
     }
-    return SS_OK;
+    free(dep);
+    return st;
 }
 
 ss_status coll_schedule_lower(const coll_schedule *s, sim_program *p, const int32_t *cores,

@@ -1,6 +1,7 @@
 /* This file implements the run description of run_cfg.h: the schemas of a `kind: run` config
  * and of its `plan:` mapping, and the checks that tie the plan to the model and the pod (core
- * count, expert placement, model-parallel splits, batch splits).
+ * count, expert placement, model-parallel splits, batch splits: the constraints themselves are
+ * model/plan.h's model_plan_check_* functions, reported here at the field they are about).
  *
  * The `train:` mapping (functional training) has a schema per nested mapping (adafactor:,
  * adamw:, data:) whose defaults are the optimizers' published ones; an absent mapping is
@@ -18,8 +19,11 @@
 #include <string.h>
 
 #include "model/data.h"
+#include "model/plan.h"
 
 static const char *const mode_names[] = {"train", "eval", "estimate", NULL};
+/* In model_plan_mapping order (model/plan.h). */
+static const char *const mapping_names[] = {"model_neighbours", "data_neighbours", NULL};
 
 static const cfg_field plan_fields[] = {
     CFG_INT(run_plan, data, CFG_REQUIRED, NULL, 1, 1 << 20,
@@ -30,6 +34,11 @@ static const cfg_field plan_fields[] = {
             "experts on each core (default: max(1, num_experts / data))"),
     CFG_INT(run_plan, microbatches, CFG_OPTIONAL, "1", 1, 1 << 16,
             "gradient-accumulation steps per batch"),
+    CFG_ENUM(run_plan, mapping, CFG_OPTIONAL, "model_neighbours", mapping_names,
+             "which ways get neighbouring cores: model_neighbours (a data replica's model "
+             "ways on one chip and its neighbours) or data_neighbours"),
+    CFG_BOOL(run_plan, remat, CFG_OPTIONAL, "false",
+             "rematerialise activations in backward (keeps only each layer's input)"),
 };
 
 static const cfg_schema plan_schema = {
@@ -209,6 +218,9 @@ static const cfg_field train_fields[] = {
             "a metrics line every N steps and at the last step"),
     CFG_MAPPING_OPT(run_train_cfg, data, "data", has_data, &data_schema,
                     "corpus, held-out fraction, span corruption"),
+    CFG_BOOL(run_train_cfg, compare_router, CFG_OPTIONAL, "false",
+             "also route every step's router inputs with the other router dtype and log the "
+             "fraction of tokens whose expert differs (router_disagreement)"),
 };
 
 const cfg_schema run_train_cfg_schema = {
@@ -353,47 +365,41 @@ static ss_status check_batch_given(run_cfg *r, const cfg_node *map, const char *
     return SS_OK;
 }
 
+/* A model/plan.h constraint's failure, reported at `field` of the config. */
+static ss_status at_field(ss_status st, ss_err *err, const cfg_node *map, const char *path,
+                          const char *field)
+{
+    if (st == SS_OK)
+        return SS_OK;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return cfg_check_error(err, map, path, field, "%s", msg);
+}
+
 static ss_status check_cores(run_cfg *r, const cfg_node *map, const char *path, ss_err *err)
 {
-    long used = (long)r->plan.data * r->plan.model;
-    if (used == r->pod.cores)
-        return SS_OK;
-    long diff = used > r->pod.cores ? used - r->pod.cores : r->pod.cores - used;
-    return cfg_check_error(err, map, path, "plan.data",
-                           "plan uses %d*%d = %ld cores but pod '%s' has %d cores (%ld %s)",
-                           r->plan.data, r->plan.model, used, r->pod.name, r->pod.cores, diff,
-                           used > r->pod.cores ? "too many" : "left idle");
+    return at_field(model_plan_check_cores(r->plan.data, r->plan.model, &r->pod, err), err, map,
+                    path, "plan.data");
 }
 
 /* Experts spread over the data ways: several per core, or each on several cores. */
 static ss_status check_experts(run_cfg *r, const cfg_node *map, const char *path, ss_err *err)
 {
     int given = cfg_map_get(cfg_map_get(map, "plan"), "experts_per_core") != NULL;
-    if (!r->model.has_switch) {
-        if (given)
-            return cfg_check_error(err, map, path, "plan.experts_per_core",
-                                   "model '%s' is dense (no switch:); experts_per_core does "
-                                   "not apply",
-                                   r->model.name);
-        r->plan.experts_per_core = 0;
-        return SS_OK;
-    }
-    int e = r->model.sw.num_experts, n = r->plan.data;
-    if (e >= n && e % n != 0)
-        return cfg_check_error(err, map, path, "plan.data",
-                               "model '%s' has %d experts, which do not spread evenly over %d "
-                               "data ways (%d %% %d = %d)",
-                               r->model.name, e, n, e, n, e % n);
-    if (e < n && n % e != 0)
-        return cfg_check_error(err, map, path, "plan.data",
-                               "%d data ways cannot hold the %d experts of model '%s' the same "
-                               "number of times each (%d %% %d = %d)",
-                               n, e, r->model.name, n, e, n % e);
-    int per_core = e >= n ? e / n : 1;
+    if (!r->model.has_switch && given)
+        return cfg_check_error(err, map, path, "plan.experts_per_core",
+                               "model '%s' is dense (no switch:); experts_per_core does "
+                               "not apply",
+                               r->model.name);
+    ss_status st = model_plan_check_experts(r->plan.data, &r->model, err);
+    if (st != SS_OK)
+        return at_field(st, err, map, path, "plan.data");
+    int per_core = model_plan_experts_per_core(r->plan.data, &r->model);
     if (given && r->plan.experts_per_core != per_core)
         return cfg_check_error(err, map, path, "plan.experts_per_core",
                                "%d does not match %d experts over %d data ways (%d per core)",
-                               r->plan.experts_per_core, e, n, per_core);
+                               r->plan.experts_per_core, r->model.sw.num_experts,
+                               r->plan.data, per_core);
     r->plan.experts_per_core = per_core;
     return SS_OK;
 }
@@ -401,40 +407,21 @@ static ss_status check_experts(run_cfg *r, const cfg_node *map, const char *path
 static ss_status check_model_ways(run_cfg *r, const cfg_node *map, const char *path,
                                   ss_err *err)
 {
-    int m = r->plan.model;
-    if (r->model.d_ff % m != 0)
-        return cfg_check_error(err, map, path, "plan.model",
-                               "%d model ways do not divide d_ff = %d of model '%s' "
-                               "(%d %% %d = %d)",
-                               m, r->model.d_ff, r->model.name, r->model.d_ff, m,
-                               r->model.d_ff % m);
-    if (r->model.num_heads % m != 0)
-        return cfg_check_error(err, map, path, "plan.model",
-                               "%d model ways do not divide num_heads = %d of model '%s' "
-                               "(%d %% %d = %d)",
-                               m, r->model.num_heads, r->model.name, r->model.num_heads, m,
-                               r->model.num_heads % m);
-    return SS_OK;
+    return at_field(model_plan_check_model_ways(r->plan.model, &r->model, err), err, map, path,
+                    "plan.model");
 }
 
 static ss_status check_batch_split(run_cfg *r, const cfg_node *map, const char *path,
                                    ss_err *err)
 {
     const char *field = cfg_map_get(map, "batch") ? "batch" : "batch_tokens";
-    if (r->batch % r->plan.data != 0)
-        return cfg_check_error(err, map, path, field,
-                               "%d sequences per step do not split evenly over %d data ways "
-                               "(%d %% %d = %d)",
-                               r->batch, r->plan.data, r->batch, r->plan.data,
-                               r->batch % r->plan.data);
-    int per_way = r->batch / r->plan.data;
-    if (per_way % r->plan.microbatches != 0)
-        return cfg_check_error(err, map, path, "plan.microbatches",
-                               "the %d sequences of each data way do not split into %d "
-                               "microbatches (%d %% %d = %d)",
-                               per_way, r->plan.microbatches, per_way, r->plan.microbatches,
-                               per_way % r->plan.microbatches);
-    return SS_OK;
+    ss_status st = at_field(model_plan_check_batch(r->batch, r->plan.data, err), err, map, path,
+                            field);
+    if (st != SS_OK)
+        return st;
+    return at_field(model_plan_check_microbatches(r->batch, r->plan.data, r->plan.microbatches,
+                                                  err),
+                    err, map, path, "plan.microbatches");
 }
 
 /* An absent train: mapping means every training default. */
@@ -450,9 +437,10 @@ static ss_status check_train_given(run_cfg *r, const cfg_node *map, const char *
 
 typedef ss_status (*run_check)(run_cfg *r, const cfg_node *map, const char *path, ss_err *err);
 
-/* In order; the first failure is reported. Extension point: whether the weights, optimizer
- * state and activations of each core fit in its chip's HBM is checked here once model/ can
- * estimate them (a later issue); until then no memory check is made. */
+/* In order; the first failure is reported. The layout constraints themselves are
+ * model/plan.h's (model_plan_check_*), which model_plan_make applies to any run; whether the
+ * weights, optimizer state and activations of each core fit in its chip's HBM depends on the
+ * remat choice and is model_plan_memory_of's check, made by the commands that need it. */
 static const run_check run_checks[] = {
     check_batch_given, check_cores, check_experts, check_model_ways, check_batch_split,
     check_train_given,

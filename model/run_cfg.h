@@ -35,6 +35,9 @@ typedef struct {
     int model;             /* m: model-parallel ways (d_ff and heads split m ways) */
     int experts_per_core;  /* derived when not given: max(1, num_experts / data); 0 if dense */
     int microbatches;      /* gradient-accumulation steps per batch */
+    int mapping;           /* model_plan_mapping (model/plan.h): 0 model_neighbours (default),
+                              1 data_neighbours: which ways get neighbouring cores */
+    int remat;             /* 1: rematerialise activations in backward (plan memory, step) */
 } run_plan;
 
 typedef enum { RUN_PRECISION_BF16 = 0, RUN_PRECISION_FP32 } run_precision;
@@ -73,6 +76,9 @@ typedef struct {
     int log_every;                 /* a metrics line every N steps (and the last step) */
     run_data_cfg data;             /* YAML `data:` */
     int has_data;                  /* 1 once decoded, as has_adafactor */
+    int compare_router;            /* 1: every training step also routes its router inputs
+                                      with the other router dtype (bf16 <-> fp32) and logs
+                                      router_disagreement; changes no trajectory */
 } run_train_cfg;
 
 typedef struct {

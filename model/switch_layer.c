@@ -1,6 +1,7 @@
 /* This file implements switch_layer.h: the Switch / top-k mixture-of-experts layer forward and
- * backward in three phases (route, experts, combine), its capacity rule, its call plan and the
- * layout of its activation block.
+ * backward in three phases (route, experts, combine), its capacity rule, its call plan, the
+ * layout of its activation block, and the route-only evaluation of saved router inputs with
+ * another router dtype (for the selective-precision study).
  *
  * Invariants: the semantics are those stated in switch_layer.h. Every loop runs in a fixed
  * order (tokens, then choices, then features), so a seed and the inputs determine every bit.
@@ -279,6 +280,35 @@ static float softmax_row(float *p, const float *h, size_t E)
     return m + logf(sum);
 }
 
+/* logits[N,E] = xr @ wr with the operands of router dtype `dtype`, times the logits jitter
+ * noise[N,E] (NULL: none), rounded to bf16 for a BF16 router; probs[N,E] = their softmax
+ * (rounded to bf16 for a BF16 router); lse[N] (may be NULL) = the logsumexp of each row. */
+static ss_status router_probs(float *logits, float *probs, float *lse, const float *xr,
+                              const float *wr, const float *logit_noise,
+                              model_router_dtype dtype, size_t N, size_t C, size_t E,
+                              const model_numerics *nx, ss_err *err)
+{
+    const model_numerics rnx = router_numerics(nx, dtype);
+    ss_status st = model_linear_forward(logits, xr, wr, N, C, E, &rnx, err);
+    if (st != SS_OK) {
+        ss_err_prefix(err, "switch layer router");
+        return st;
+    }
+    if (logit_noise)
+        multiply(logits, logit_noise, N * E);
+    const int bf16_router = dtype == MODEL_ROUTER_BF16;
+    if (bf16_router)
+        bf16_round_f32_array(logits, N * E, nx->gemm.denormals);
+    for (size_t t = 0; t < N; t++) {
+        const float l = softmax_row(probs + t * E, logits + t * E, E);
+        if (lse)
+            lse[t] = l;
+    }
+    if (bf16_router)
+        bf16_round_f32_array(probs, N * E, nx->gemm.denormals);
+    return SS_OK;
+}
+
 /* acts->xr, noise, logits, probs, lse. */
 static ss_status router_forward(model_switch_acts *a, const float *inp, const float *wr,
                                 const model_switch_plan *p, rng_state *r,
@@ -293,24 +323,11 @@ static ss_status router_forward(model_switch_acts *a, const float *inp, const fl
         jitter_fill(a->noise, N * C, sw->jitter_eps, r);
         multiply(a->xr, a->noise, N * C);
     }
-    const model_numerics rnx = router_numerics(nx, sw->router_dtype);
-    ss_status st = model_linear_forward(a->logits, a->xr, wr, N, C, E, &rnx, err);
-    if (st != SS_OK) {
-        ss_err_prefix(err, "switch layer router");
-        return st;
-    }
-    if (p->jitter == MODEL_JITTER_LOGITS) {
+    if (p->jitter == MODEL_JITTER_LOGITS)
         jitter_fill(a->noise, N * E, sw->jitter_eps, r);
-        multiply(a->logits, a->noise, N * E);
-    }
-    const int bf16_router = sw->router_dtype == MODEL_ROUTER_BF16;
-    if (bf16_router)
-        bf16_round_f32_array(a->logits, N * E, nx->gemm.denormals);
-    for (size_t t = 0; t < N; t++)
-        a->lse[t] = softmax_row(a->probs + t * E, a->logits + t * E, E);
-    if (bf16_router)
-        bf16_round_f32_array(a->probs, N * E, nx->gemm.denormals);
-    return SS_OK;
+    return router_probs(a->logits, a->probs, a->lse, a->xr, wr,
+                        p->jitter == MODEL_JITTER_LOGITS ? a->noise : NULL, sw->router_dtype,
+                        N, C, E, nx, err);
 }
 
 /* ---- route: choices, priority, capacity ---------------------------------------------- */
@@ -335,6 +352,33 @@ static void choose_experts(int32_t *ex, const float *p, size_t E, size_t k)
         }
         ex[j] = (int32_t)best;
     }
+}
+
+ss_status model_switch_route_choices(int32_t *expert, float *scratch,
+                                     const model_switch_acts *acts, const float *wr,
+                                     model_router_dtype dtype, const model_switch_plan *plan,
+                                     const model_numerics *nx, ss_err *err)
+{
+    SS_ASSERT(expert && scratch && acts && wr && plan && nx);
+    const size_t N = plan->N, C = plan->spec.C, E = plan->spec.E, k = plan->k;
+    float *logits = scratch, *probs = scratch + N * E;
+    const float *noise = plan->jitter == MODEL_JITTER_LOGITS ? acts->noise : NULL;
+    ss_status st = router_probs(logits, probs, NULL, acts->xr, wr, noise, dtype, N, C, E, nx, err);
+    if (st != SS_OK)
+        return st;
+    for (size_t t = 0; t < N; t++)
+        choose_experts(expert + t * k, probs + t * E, E, k);
+    return SS_OK;
+}
+
+double model_switch_choice_disagreement(const int32_t *a, const int32_t *b, size_t N, size_t k)
+{
+    if (N == 0)
+        return 0.0;
+    size_t differ = 0;
+    for (size_t t = 0; t < N; t++)
+        differ += memcmp(a + t * k, b + t * k, k * sizeof(int32_t)) != 0;
+    return (double)differ / (double)N;
 }
 
 /* Maps v to a 32-bit key whose ascending order is v's descending order; NaN sorts last and

@@ -261,4 +261,19 @@ ss_status model_switch_route_backward(float *dinp, float *dwr, float daux, float
                                       const model_switch_plan *plan, const model_numerics *nx,
                                       ss_err *err);
 
+/* Route-only evaluation with another router dtype (the selective-precision study): writes
+ * expert[N, k], the choices before capacity (the rules of the file comment: argmax, ties to
+ * the lowest index) that a router of dtype `dtype` makes on the router input saved by the
+ * last route forward of acts with this plan (acts->xr, which includes any input jitter, and
+ * acts->noise for logits jitter), with the same wr [C, E] and nx. Draws nothing and changes
+ * nothing in acts. scratch holds 2 * N * E floats. With dtype == spec.sw.router_dtype the
+ * result equals acts->expert. */
+ss_status model_switch_route_choices(int32_t *expert, float *scratch,
+                                     const model_switch_acts *acts, const float *wr,
+                                     model_router_dtype dtype, const model_switch_plan *plan,
+                                     const model_numerics *nx, ss_err *err);
+/* The fraction of N tokens whose k choices a[N, k] and b[N, k] differ (any choice, in
+ * order); 0 when N is 0. */
+double model_switch_choice_disagreement(const int32_t *a, const int32_t *b, size_t N, size_t k);
+
 #endif

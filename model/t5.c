@@ -1,7 +1,8 @@
 /* This file implements the whole T5 encoder-decoder with Switch layers of t5.h: the parameter
  * layout (built by one walk over the architecture that also lists the residual sublayers),
  * the initialisation, and the forward and backward of the model as a sequence of pre-norm
- * residual sublayers over the layers of model/layers.h and model/switch_layer.h.
+ * residual sublayers over the layers of model/layers.h and model/switch_layer.h; and the
+ * comparison of the last forward's routing with the other router dtype.
  *
  * Every residual sublayer (self-attention, cross-attention, dense FFN, Switch FFN) is one
  * `sub`: x_out = x_in + dropout(f(rmsnorm(x_in))). Its backward receives dx, the gradient of
@@ -957,5 +958,51 @@ ss_status model_t5_backward(model_t5 *m, ss_err *err)
         e = stack_backward(m, 0, st->d_enc, err);
     if (e != SS_OK)
         ss_err_prefix(err, "model %s backward", c->name);
+    return e;
+}
+
+/* ---- router comparison --------------------------------------------------------------- */
+
+/* One Switch layer's disagreement: its choices against those of router dtype `other`;
+ * scratch holds the layer's N * k choices and 2 * N * E floats. */
+static ss_status layer_disagreement(const model_t5 *m, const sub *s, model_router_dtype other,
+                                    int32_t *choices, float *scratch, double *out, ss_err *err)
+{
+    const struct model_t5_state *st = m->st;
+    const swl *l = &st->sw[s->sw];
+    const model_switch_plan *plan = &l->plan[l->training];
+    model_switch_weights w;
+    model_switch_weights_bind(&w, P(m, s->w[0]), &st->spec);
+    ss_status e = model_switch_route_choices(choices, scratch, &l->acts, w.wr, other, plan,
+                                             &m->nx, err);
+    if (e == SS_OK)
+        *out = model_switch_choice_disagreement(choices, l->acts.expert, plan->N, plan->k);
+    return e;
+}
+
+ss_status model_t5_router_disagreement(const model_t5 *m, model_router_dtype other,
+                                       double *out, ss_err *err)
+{
+    SS_ASSERT(m && m->st && out);
+    const struct model_t5_state *st = m->st;
+    if (!st->have_forward)
+        return ss_err_set(err, SS_ERR_USAGE, "model_t5_router_disagreement: no successful "
+                          "forward pass to compare");
+    if (st->nswitch == 0)
+        return SS_OK;
+    const size_t N = rows_of(m, 0) > rows_of(m, 1) ? rows_of(m, 0) : rows_of(m, 1);
+    const size_t E = st->spec.E, k = (size_t)m->cfg.sw.top_k;
+    int32_t *choices = malloc(N * k * sizeof(int32_t));
+    float *scratch = malloc(2 * N * E * sizeof(float));
+    ss_status e = choices && scratch ? SS_OK
+                                     : ss_err_set(err, SS_ERR_NOMEM, "out of memory for the "
+                                                  "router comparison");
+    for (size_t i = 0; e == SS_OK && i < st->nsub; i++) {
+        const sub *s = &st->subs[i];
+        if (s->kind == SUB_SWITCH)
+            e = layer_disagreement(m, s, other, choices, scratch, &out[s->sw], err);
+    }
+    free(choices);
+    free(scratch);
     return e;
 }

@@ -218,4 +218,12 @@ int model_t5_block_is_switch(const model_cfg *cfg, int block);
 /* Bytes of the activation and scratch allocation (for memory reports). */
 size_t model_t5_acts_bytes(const model_t5 *m);
 
+/* The selective-precision comparison of the last successful forward: out[i] (i < nswitch,
+ * encoder then decoder) = the fraction of Switch layer i's tokens whose choices (before
+ * capacity) differ from those a router of dtype `other` makes on the same saved router
+ * inputs with the same router weights (model_switch_route_choices). Draws nothing and
+ * changes nothing the backward uses. SS_ERR_USAGE without a forward; SS_ERR_NOMEM. */
+ss_status model_t5_router_disagreement(const model_t5 *m, model_router_dtype other,
+                                       double *out, ss_err *err);
+
 #endif

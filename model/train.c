@@ -53,6 +53,9 @@ typedef struct {
     int have_eval;
     double eval_loss, eval_accuracy;
     uint64_t eval_step;
+    uint64_t *routing;         /* [nswitch * E] first choices summed over this invocation's
+                                  steps, for --record-routing; NULL when not recording */
+    int routing_layers, routing_experts;
 } trainer;
 
 static double now_s(void)
@@ -98,7 +101,9 @@ uint64_t model_train_settings_hash(const model_train_opts *o, int target_length,
     tr.eval_every = tr.eval_batches = tr.checkpoint_every = tr.log_every = 0;
     memset(tr.data.corpus, 0, sizeof tr.data.corpus);
     json_t *j = json_object();
-    json_object_set_new(j, "train", train_cfg_json(&tr));
+    json_t *train_json = train_cfg_json(&tr);
+    json_object_del(train_json, "compare_router"); /* never changes the trajectory */
+    json_object_set_new(j, "train", train_json);
     json_object_set_new(j, "denormals", json_string(bf16_denormals_name(o->denormals)));
     json_object_set_new(j, "batch", json_integer(o->batch));
     json_object_set_new(j, "input_length", json_integer(o->input_length));
@@ -200,6 +205,7 @@ static void trainer_free(trainer *t)
     free(t->inputs);
     free(t->targets);
     free(t->dec_inputs);
+    free(t->routing);
     if (t->data_ready)
         model_data_free(&t->ds);
     model_data_corpus_free(&t->corpus);
@@ -402,6 +408,84 @@ static void optimizer_update(trainer *t, float lr)
                            t->step, lr, &tr->adamw);
 }
 
+/* The router dtype compared against the model's: the other one. */
+static model_router_dtype other_router_dtype(const model_cfg *c)
+{
+    return c->sw.router_dtype == MODEL_ROUTER_BF16 ? MODEL_ROUTER_FP32 : MODEL_ROUTER_BF16;
+}
+
+/* With compare_router: the line's "router_disagreement" [per Switch layer] and
+ * "router_compare_dtype", from the forward just run (before the update changes wr). */
+static ss_status compare_router(trainer *t, const model_t5_metrics *mt, json_t *line,
+                                ss_err *err)
+{
+    if (!t->o->train.compare_router)
+        return SS_OK;
+    double *dis = calloc((size_t)mt->nswitch + 1, sizeof(double));
+    if (!dis)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory for the router comparison");
+    const model_router_dtype other = other_router_dtype(&t->m.cfg);
+    ss_status st = model_t5_router_disagreement(&t->m, other, dis, err);
+    if (st == SS_OK) {
+        json_object_set_new(line, "router_disagreement", doubles_json(dis, mt->nswitch));
+        json_object_set_new(line, "router_compare_dtype",
+                            json_string(other == MODEL_ROUTER_BF16 ? "bf16" : "fp32"));
+    }
+    free(dis);
+    return st;
+}
+
+/* Adds a step's first choices per Switch layer and expert to the routing histogram. */
+static void record_routing(trainer *t, const model_t5_metrics *mt)
+{
+    if (!t->o->record_routing || mt->nswitch == 0)
+        return;
+    if (!t->routing) {
+        t->routing_layers = mt->nswitch;
+        t->routing_experts = mt->num_experts;
+        t->routing = calloc((size_t)mt->nswitch * (size_t)mt->num_experts, sizeof *t->routing);
+        SS_ASSERT(t->routing);
+    }
+    SS_ASSERT(t->routing_layers == mt->nswitch && t->routing_experts == mt->num_experts);
+    for (size_t i = 0; i < (size_t)mt->nswitch * (size_t)mt->num_experts; i++)
+        t->routing[i] += (uint64_t)mt->tokens_per_expert[i];
+}
+
+/* Writes the routing histogram (model/stepgen.h's format) atomically. */
+static ss_status write_routing(const trainer *t, ss_err *err)
+{
+    if (!t->o->record_routing)
+        return SS_OK;
+    if (!t->routing)
+        return ss_err_set(err, SS_ERR_USAGE,
+                          "--record-routing %s: no training step with Switch layers ran in "
+                          "this invocation, so there is no routing to record",
+                          t->o->record_routing);
+    json_t *layers = json_array();
+    for (int l = 0; l < t->routing_layers; l++) {
+        const uint64_t *row = t->routing + (size_t)l * (size_t)t->routing_experts;
+        uint64_t sum = 0;
+        for (int e = 0; e < t->routing_experts; e++)
+            sum += row[e];
+        json_t *r = json_array();
+        for (int e = 0; e < t->routing_experts; e++)
+            json_array_append_new(r, json_real(sum ? (double)row[e] / (double)sum : 0.0));
+        json_array_append_new(layers, r);
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "model", json_string(t->o->model->name));
+    json_object_set_new(doc, "steps", json_u64(t->step - t->first_step));
+    json_object_set_new(doc, "first_step", json_u64(t->first_step));
+    json_object_set_new(doc, "layers", layers);
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    json_decref(doc);
+    if (!text)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory for the routing histogram");
+    ss_status st = file_write_atomic(t->o->record_routing, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
 static ss_status train_step(trainer *t, json_t **line, ss_err *err)
 {
     ss_status st = model_data_batch(t->inputs, t->targets, t->dec_inputs, &t->ds,
@@ -411,27 +495,36 @@ static ss_status train_step(trainer *t, json_t **line, ss_err *err)
     if (st == SS_OK)
         st = model_t5_forward(&t->m, t->inputs, t->dec_inputs, t->targets, 1, &t->rng, &mt,
                               err);
+    json_t *cmp = json_object();
+    if (st == SS_OK)
+        st = compare_router(t, &mt, cmp, err);
     if (st == SS_OK)
         st = model_t5_backward(&t->m, err);
     if (st != SS_OK) {
+        json_decref(cmp);
         ss_err_prefix(err, "step %llu", (unsigned long long)t->step);
         return st;
     }
     const double norm = model_grad_clip_global_norm(t->m.grads, t->m.tensors, t->m.ntensors,
                                                     t->o->train.clip_norm);
-    if (!isfinite(norm))
+    if (!isfinite(norm)) {
+        json_decref(cmp);
         return ss_err_set(err, SS_ERR_RANGE,
                           "step %llu: the gradient norm is %g (loss %g): training diverged; "
                           "try a smaller learning_rate, clip_norm or precision fp32",
                           (unsigned long long)t->step, norm, mt.loss);
+    }
     const double lr = model_lr_at(&t->sched, t->step);
     optimizer_update(t, (float)lr);
     t->step++;
     t->tokens += mt.tokens;
+    record_routing(t, &mt);
     t->last_loss = mt.loss;
     t->last_accuracy = ratio(mt.correct, mt.tokens);
     t->last_lr = lr;
     *line = train_line(t, &mt, lr, norm);
+    json_object_update(*line, cmp);
+    json_decref(cmp);
     return SS_OK;
 }
 
@@ -717,6 +810,8 @@ ss_status model_train_run(const model_train_opts *o, json_t **results, ss_err *e
     const double wall = now_s() - t.t_start;
     if (st == SS_OK)
         st = final_eval(&t, err);
+    if (st == SS_OK)
+        st = write_routing(&t, err);
     if (st == SS_OK) {
         json_t *res = results_json(&t, wall);
         st = write_results(&t, res, err);

@@ -23,7 +23,13 @@
  *                       (before clipping), "accuracy", "tokens" (non-pad targets of the
  *                       batch), "dropped_fraction": [per Switch layer], "tokens_per_expert":
  *                       [[E counts] per Switch layer, top-1 choices before capacity],
- *                       "router_entropy": [per Switch layer], "wall_s"}. Evaluation lines
+ *                       "router_entropy": [per Switch layer], "wall_s"; with train
+ *                       compare_router also "router_disagreement": [per Switch layer: the
+ *                       fraction of its tokens whose expert choice differs when the same
+ *                       router inputs and weights of the step's forward are routed with the
+ *                       other router dtype, model_t5_router_disagreement] and
+ *                       "router_compare_dtype" ("bf16" or "fp32": that other dtype)}.
+ *                       Evaluation lines
  *                       (every eval_every steps and after the last step, when the corpus has
  *                       a held-out split): {"split": "heldout", "step", "batches", "loss"
  *                       (token-weighted over the batches), "accuracy", "tokens", "aux_loss",
@@ -94,6 +100,10 @@ typedef struct {
     int resume;                  /* continue from out_dir/checkpoint.bin */
     int force;                   /* start afresh even when out_dir holds a checkpoint */
     const json_t *versions;      /* copied into results.json "versions" (may be NULL) */
+    const char *record_routing;  /* NULL, or a path: write the routing histogram of this
+                                    invocation's training steps there (model/stepgen.h's
+                                    format: per Switch layer, the fraction of tokens whose
+                                    first choice was each expert, before capacity) */
     model_train_progress_fn progress; /* may be NULL */
     void *progress_ctx;
 } model_train_opts;

@@ -3,7 +3,9 @@
  *
  * Invariants: every count is >= 1 (ICI ports >= 0), every rate > 0, as the table's ranges
  * state; denormals default to flush (TPUs flush bf16 denormals) and MXU accumulation to the
- * exact systolic order. Peak figures are derived, never configured.
+ * exact systolic order. Peak figures are derived, never configured. The calibration fields
+ * (mxu_efficiency in (0, 1], default 1, and its provenance note) are the preset's only free
+ * parameter, fitted by `switchsim estimate --fit` (see the chip configs' comments).
  * reference: REFERENCE.md section 6 (TPU hardware figures): peak bf16 FLOP/s =
  * cores * MXUs * rows * cols * 2 FLOPs per MAC * clock, e.g. TPU v3 2*2*128*128*2*0.94 GHz =
  * 123.21 TFLOP/s per chip.
@@ -48,6 +50,10 @@ static const cfg_field chip_fields[] = {
              "bf16 denormals: flush to zero (TPU) or keep"),
     CFG_ENUM(sim_chip, mxu_accumulation, CFG_OPTIONAL, "exact", accumulation_names,
              "functional GEMM sums: exact (systolic order) or fast (BLAS order)"),
+    CFG_DOUBLE(sim_chip, mxu_efficiency, CFG_OPTIONAL | CFG_MIN_OPEN, "1", 0, 1,
+               "calibration: fraction of the modelled MXU rate a real step achieves"),
+    CFG_STRING(sim_chip, calibration, CFG_OPTIONAL, NULL,
+               "calibration: where mxu_efficiency comes from (empty: uncalibrated)"),
 };
 
 const cfg_schema sim_chip_schema = {
@@ -77,6 +83,16 @@ double sim_chip_core_peak_flops(const sim_chip *c)
 double sim_chip_peak_flops(const sim_chip *c)
 {
     return c->cores_per_chip * sim_chip_core_peak_flops(c);
+}
+
+double sim_chip_mxu_efficiency(const sim_chip *c)
+{
+    return c->mxu_efficiency == 0 ? 1.0 : c->mxu_efficiency;
+}
+
+int sim_chip_is_calibrated(const sim_chip *c)
+{
+    return sim_chip_mxu_efficiency(c) != 1.0 || c->calibration[0] != '\0';
 }
 
 double sim_chip_core_vector_flops(const sim_chip *c)

@@ -33,6 +33,12 @@ typedef struct {
     /* numerics */
     bf16_denormals denormals;     /* how the chip's bf16 conversions treat denormals */
     sim_gemm_mode mxu_accumulation; /* accumulation order used by functional runs */
+    /* calibration: the one free parameter of a chip preset (switchsim estimate --fit) */
+    double mxu_efficiency;        /* in (0, 1]: fraction of the modelled MXU compute rate that a
+                                     real training step achieves (sim_matmul_time divides the
+                                     MXU cycles by it); 1 = uncalibrated; 0 (a struct built in
+                                     code rather than loaded) also means 1 */
+    char calibration[160];        /* where mxu_efficiency comes from; "" = uncalibrated */
 } sim_chip;
 
 /* The fields of a `kind: chip` config (name, type, default, range, help). */
@@ -47,6 +53,10 @@ ss_status sim_chip_decode(sim_chip *out, const cfg_node *node, ss_err *err);
 /* Peak bf16 FLOP/s of one core and of the whole chip (2 FLOPs per MAC). */
 double sim_chip_core_peak_flops(const sim_chip *c);
 double sim_chip_peak_flops(const sim_chip *c);
+/* The MXU efficiency the timing models apply: mxu_efficiency, or 1 when it is 0 (unset). */
+double sim_chip_mxu_efficiency(const sim_chip *c);
+/* Whether the chip carries a calibration (mxu_efficiency other than 1, or a calibration note). */
+int sim_chip_is_calibrated(const sim_chip *c);
 /* Peak fp32 FLOP/s of one core's vector unit. */
 double sim_chip_core_vector_flops(const sim_chip *c);
 

@@ -2,18 +2,44 @@
  * step program (sim/program.h) on a pod (a chip description plus a topology) without
  * computing any values:
  *   - the analytic engine (sim/engine_analytic.c): list scheduling in op order — an op starts
- *     when its dependencies have finished and its unit of its core is free — with transfers
- *     priced contention-free (hops * latency + bytes / bandwidth + packetisation), and the
- *     per-link load reported as a lower bound on the makespan;
+ *     when its dependencies have finished and (matmul, vector, hbm) its unit of its core is
+ *     free — with each chip port's sends queued FIFO and transfers otherwise priced
+ *     contention-free (hops * latency + bytes / bandwidth + packetisation), and the per-link
+ *     load reported as a lower bound on the makespan;
  *   - the SystemC engine (sim/sc/): discrete events, one module per chip, links as modules
  *     that serialise packets FIFO per direction, so flows that share a link share its
  *     bandwidth.
  *
  * Units of a core: the matrix units (matmul ops), the vector unit (vector ops), the DMA engine
- * (hbm ops) and the network interface (send/recv ops). Ops of one unit of one core run one at
- * a time in program order; ops on different units overlap when their dependencies allow.
- * A send finishes when its last packet has left the source chip; the matching recv finishes
- * when the last packet has arrived (and its own dependencies have finished).
+ * (hbm ops) and the network interface (send/recv ops). Ops of the MXU, vector and DMA units of
+ * one core run one at a time in program order; ops on different units overlap when their
+ * dependencies allow. The network interface is not an in-order unit: like a TPU chip's ICI
+ * ports, each with its own DMA engines, it runs any number of sends and recvs at once:
+ *   - a send is issued as soon as its dependencies have finished (its start); it injects its
+ *     message into the first link of its route, i.e. the chip's port in that direction. Sends
+ *     to different first links proceed concurrently; sends that share a first link (from one
+ *     core or from several cores of the chip) queue on it, served FIFO by issue time, then op
+ *     id, packet by packet like every other packet offered to that link (below). A send ends
+ *     when its last packet has left the source chip, i.e. finished serialising on the first
+ *     link; a send between two cores of one chip (0 hops) ends when it starts and costs
+ *     nothing;
+ *   - a recv occupies nothing: it starts when its dependencies have finished and ends at
+ *     max(start, arrival of its message's last packet), so a recv posted early delays no
+ *     other op of its core.
+ * Consequently a program deadlocks only through a cycle of explicit dependencies and
+ * send -> recv edges (e.g. two cores that each make their send depend on their recv), which
+ * is what sim_program_validate rejects; the engines still report such a cycle in an
+ * unvalidated program as an error naming an op that never finished.
+ * Busy time (sim_result.unit_busy_s): for MXU, vector and DMA the sum of their ops' durations;
+ * for SIM_UNIT_NET the time during which at least one send or recv of the core was in flight
+ * (the union of the ops' [start, end) windows, so a recv's wait for its message counts, and
+ * concurrent transfers count once).
+ * Both engines queue the sends of a port as above; beyond the port, the analytic engine prices
+ * each message contention-free (flows sharing a later link overlap there; link_bound_s counts
+ * every link's whole load) while the SystemC engine queues packets on every link. The two
+ * therefore agree on programs in which no link is wanted at once by a message injected into it
+ * and another one forwarded into it or crossing it as a later hop (up to picosecond rounding,
+ * and the order of empty messages, which take no link time, among same-instant sends).
  *
  * Link model: a message of B bytes is cut into P = ceil(B / packet_bytes) packets; a packet
  * crosses one hop in its serialisation time (its bytes / link bandwidth) followed by the hop
@@ -71,7 +97,8 @@ typedef struct {
     double link_bound_s;         /* max over links of busy time: a lower bound on the makespan */
     int32_t nops, ncores, nlinks;
     double *op_start_s, *op_end_s; /* [nops] when record_ops, else NULL */
-    double *unit_busy_s;         /* [ncores * SIM_UNIT_COUNT]: time each unit was busy */
+    double *unit_busy_s;         /* [ncores * SIM_UNIT_COUNT]: time each unit was busy (net:
+                                    time with at least one send or recv in flight) */
     uint64_t *link_bytes;        /* [nlinks] payload bytes carried */
     uint64_t *link_packets;      /* [nlinks] packets carried */
     double *link_busy_s;         /* [nlinks] serialisation time of those packets */
@@ -106,7 +133,8 @@ ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cf
 ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_err *err);
 
 /* The unit that runs ops of a kind: matmul -> MXU, vector -> VECTOR, hbm -> DMA, send and
- * recv -> NET; a collective has none (returns SIM_UNIT_COUNT). */
+ * recv -> NET (not in-order: see the network interface above); a collective has none
+ * (returns SIM_UNIT_COUNT). */
 sim_unit sim_engine_op_unit(sim_op_kind kind);
 
 /* Seconds op id of p takes on one core of chip when it runs alone: matmul from

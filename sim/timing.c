@@ -40,6 +40,11 @@
  *              K x Q tile column of B).
  *              Per-core bandwidth = hbm_gbps * 1e9 / cores_per_chip (cores share HBM equally);
  *                memory = ceil((bytes_read + bytes_written) / (bandwidth / f)).
+ *   calibration compute = ceil(compute / mxu_efficiency) with the chip's efficiency in (0, 1]
+ *              (1 = uncalibrated, the default: no change). It is the chip preset's one free
+ *              parameter, fitted by `switchsim estimate --fit` to a published training
+ *              throughput (configs/chips/tpu-v3.yaml cites the fit); it stands for what the
+ *              model leaves out (XLA op scheduling, layout changes, pipeline bubbles).
  *   total      loads, streams and HBM transfers overlap; only the final fill/drain is never
  *              overlapped (the last data must arrive before it can drain):
  *                cycles = max(compute - F, memory) + F
@@ -139,6 +144,10 @@ static ss_status check_chip_memory(const sim_chip *c, ss_err *err)
 
 static ss_status check_chip_mxu(const sim_chip *c, ss_err *err)
 {
+    const double eff = sim_chip_mxu_efficiency(c);
+    if (!(eff > 0 && eff <= 1))
+        return ss_err_set(err, SS_ERR_RANGE, "chip '%s': mxu_efficiency must be in (0, 1], got %g",
+                          c->name, c->mxu_efficiency);
     if (c->mxu_per_core < 1)
         return ss_err_set(err, SS_ERR_RANGE, "chip '%s': mxu_per_core must be >= 1, got %d",
                           c->name, c->mxu_per_core);
@@ -233,6 +242,15 @@ static uint64_t operand_read_bytes(uint64_t M, uint64_t K, uint64_t N, uint64_t 
     return by_a_panels < by_b_panels ? by_a_panels : by_b_panels;
 }
 
+/* The calibrated MXU sequence: cycles / mxu_efficiency, rounded up (exactly `cycles` for an
+ * efficiency of 1), and never below the fill/drain F it includes. */
+static uint64_t derate(uint64_t cycles, uint64_t F, double eff, int *ovf)
+{
+    if (eff == 1.0)
+        return cycles;
+    return max_u64(ceil_cycles((double)cycles / eff, ovf), F);
+}
+
 static ss_status check_matmul_op(const sim_matmul_op *op, ss_err *err)
 {
     if (op->M == 0 || op->K == 0 || op->N == 0)
@@ -276,6 +294,7 @@ ss_status sim_matmul_time(sim_matmul_timing *out, const sim_chip *chip, const si
     r.fill_drain_cycles = F;
     r.compute_cycles = mxu_sequence_cycles(r.tiles_per_mxu, pl, op->M, R, F, op->double_buffer,
                                            &ovf);
+    r.compute_cycles = derate(r.compute_cycles, F, sim_chip_mxu_efficiency(chip), &ovf);
 
     uint64_t macs = mul(mul(op->M, op->K, &ovf), op->N, &ovf);
     r.flops = mul(2, macs, &ovf);

@@ -1,6 +1,6 @@
 // This file implements the SystemC discrete-event timing engine declared in engine_sc.h under
-// the model of sim/engine.h: one module per chip runs its cores' units (MXU, vector, DMA,
-// network), one module per directed link serialises the packets offered to it.
+// the model of sim/engine.h: one module per chip runs its cores' units (MXU, vector, DMA) and
+// network interfaces, one module per directed link serialises the packets offered to it.
 //
 // Process. sim_sc_engine_run prepares a plan in the calling process (checks, op durations,
 // send/recv pairing, routes, packet sizes), then forks. The child builds the modules, runs
@@ -15,14 +15,20 @@
 // once, so a message of P packets is off by at most P/2 ps (with 4 KiB packets at 100 GB/s,
 // about 1e-5 relative).
 //
-// Units. Each unit of a core runs its ops in program order, one at a time:
+// Units. The MXU, vector and DMA units of a core run their ops in program order, one at a
+// time:
 //
-//     idle --(head op's deps all ended)--> running --(end)--> idle, next op is the head
+//     idle --(head op's deps all ended)--> running --(start + duration)--> idle, next op is
+//     the head
 //
-// where "end" is: start + duration for matmul/vector/hbm; for a send, the moment its last
-// packet has finished serialising on the first link of its route (its start, when the peer is
-// on the same chip); for a recv, max(start, arrival of the message's last packet). A recv thus
-// holds its core's network unit until its message is in.
+// The network interface is no such unit (engine.h): a send or recv starts the moment its
+// dependencies have ended, however many others of its core are in flight. A send then offers
+// all its packets to the first link of its route, whose FIFO serialises them among the other
+// packets offered to it (sends of the same chip to the same port, forwarded traffic), and ends
+// when its last packet has finished serialising there (at its start, when the peer is on the
+// same chip). A recv ends at max(start, arrival of the message's last packet): it is a
+// completion event, holding nothing. The network's busy time counts the instants with at least
+// one of the core's sends or recvs in flight (a counter per core).
 //
 // Links. A packet offered to a link at time t (by a send starting at t, or by the previous hop
 // at its serialisation end + latency) waits in the link's queue; the link serialises one
@@ -47,10 +53,11 @@
 // earliest time the module must act (sc_event keeps the earliest pending notification, and a
 // method that wakes early just re-arms itself). out->events counts the method activations.
 //
-// Invariants: a unit runs at most one op; an op starts only after every dependency has ended
-// and every earlier op of its unit has ended; a link serialises at most one packet; packets of
-// one message cross each link in index order; every op ends unless the program deadlocks under
-// in-order units, which is reported as an error naming an op that never finished.
+// Invariants: an MXU, vector or DMA unit runs at most one op; an op starts only after every
+// dependency has ended and (those units) every earlier op of its unit has ended; a link
+// serialises at most one packet; packets of one message cross each link in index order; every
+// op ends unless dependencies and send -> recv pairs form a cycle, which is reported as an
+// error naming an op that never finished.
 #include "sim/sc/engine_sc.h"
 
 #include <sys/wait.h>
@@ -290,8 +297,10 @@ struct Sim {
     std::vector<ps_t> start, end;        // [nops]; NEVER until set
     std::vector<uint32_t> pending;       // [nops] dependencies not yet ended
     std::vector<uint32_t> upos;          // [nunits] index of the unit's next op in its list
-    std::vector<int32_t> running;        // [nunits] op running on the unit, -1 = idle
+    std::vector<int32_t> running;        // [nunits] op running on the unit, -1 = idle (not net)
     std::vector<ps_t> unit_busy;         // [nunits]
+    std::vector<uint32_t> net_inflight;  // [ncores] sends and recvs started, not ended
+    std::vector<ps_t> net_since;         // [ncores] when net_inflight last became non-zero
     std::vector<uint64_t> left, arrived; // [nmsgs] packets that left hop 0 / reached dst
     std::vector<ps_t> arrival;           // [nmsgs] when the last packet reached dst, or NEVER
     std::vector<uint64_t> link_bytes, link_packets;
@@ -332,8 +341,8 @@ public:
     {
         SC_METHOD(step);
         sensitive << wake; // runs once at time 0 to start the first ops
-        for (int u = first * SIM_UNIT_COUNT; u < (first + n) * SIM_UNIT_COUNT; u++)
-            work.push_back(u);
+        for (int c = first; c < first + n; c++)
+            seed(c);
     }
 
     // Schedules an entry at time t >= now; kind UNIT_DONE and SEND_DONE carry an op id,
@@ -364,7 +373,8 @@ private:
     Sim &s;
     int first, n;                 // cores first .. first + n - 1
     std::vector<Entry> timers;    // min-heap
-    std::vector<int32_t> work;    // units whose head op may be able to start
+    std::vector<int32_t> work;    // MXU/vector/DMA units whose head op may be able to start
+    std::vector<int32_t> ready;   // sends and recvs whose dependencies have all ended
     sc_core::sc_event wake;
     bool in_step = false;
 
@@ -379,6 +389,12 @@ private:
                 const Entry e = timers.back();
                 timers.pop_back();
                 handle(e, now);
+            }
+            if (!ready.empty()) {
+                const int32_t op = ready.back();
+                ready.pop_back();
+                start_net(op, now);
+                continue;
             }
             if (work.empty())
                 break;
@@ -399,27 +415,78 @@ private:
         }
         s.arrival[(size_t)e.id] = now;
         const int32_t recv = s.pl.msgs[(size_t)e.id].recv;
-        if (s.running[(size_t)s.pl.unit_index(recv)] == recv)
+        if (s.start[(size_t)recv] != NEVER) // posted before its message was in: ends now
             finish(recv, now);
+    }
+
+    bool is_net(int32_t op) const { return s.pl.unit[(size_t)op] == SIM_UNIT_NET; }
+
+    // What core c can start at time 0: its in-order units (their head ops), and its sends and
+    // recvs without dependencies.
+    void seed(int c)
+    {
+        for (int u = 0; u < SIM_UNIT_COUNT; u++)
+            if (u != SIM_UNIT_NET)
+                work.push_back(c * SIM_UNIT_COUNT + u);
+        const size_t net = (size_t)c * SIM_UNIT_COUNT + SIM_UNIT_NET;
+        for (uint32_t k = s.pl.uops_start[net]; k < s.pl.uops_start[net + 1]; k++)
+            if (s.pl.ndeps[(size_t)s.pl.uops[k]] == 0)
+                ready.push_back(s.pl.uops[k]);
     }
 
     void finish(int32_t op, ps_t now)
     {
-        const int32_t u = s.pl.unit_index(op);
-        SS_ASSERT(s.running[(size_t)u] == op);
-        s.running[(size_t)u] = -1;
+        SS_ASSERT(s.end[(size_t)op] == NEVER);
         s.end[(size_t)op] = now;
-        s.unit_busy[(size_t)u] += now - s.start[(size_t)op];
-        work.push_back(u);
+        if (is_net(op)) {
+            net_leave(sim_program_op(s.pl.p, op)->core, now);
+        } else {
+            const int32_t u = s.pl.unit_index(op);
+            SS_ASSERT(s.running[(size_t)u] == op);
+            s.running[(size_t)u] = -1;
+            s.unit_busy[(size_t)u] += now - s.start[(size_t)op];
+            work.push_back(u);
+        }
         for (uint32_t k = s.pl.succ_start[(size_t)op]; k < s.pl.succ_start[(size_t)op + 1]; k++) {
             const int32_t d = s.pl.succ[k];
-            if (--s.pending[(size_t)d] == 0)
+            if (--s.pending[(size_t)d] != 0)
+                continue;
+            if (is_net(d))
+                ready.push_back(d);
+            else
                 work.push_back(s.pl.unit_index(d));
         }
     }
 
+    // A send or recv whose dependencies have all ended starts now.
+    void start_net(int32_t op, ps_t now)
+    {
+        s.start[(size_t)op] = now;
+        net_enter(sim_program_op(s.pl.p, op)->core, now);
+        const int32_t m = s.pl.msg_of[(size_t)op];
+        if (sim_program_op(s.pl.p, op)->kind == SIM_OP_SEND)
+            launch(m, now);
+        else if (s.arrival[(size_t)m] != NEVER) // the message is already in
+            post(now, UNIT_DONE, op);
+    }
+
+    void net_enter(int32_t core, ps_t now)
+    {
+        if (s.net_inflight[(size_t)core]++ == 0)
+            s.net_since[(size_t)core] = now;
+    }
+
+    void net_leave(int32_t core, ps_t now)
+    {
+        SS_ASSERT(s.net_inflight[(size_t)core] > 0);
+        if (--s.net_inflight[(size_t)core] == 0)
+            s.unit_busy[(size_t)core * SIM_UNIT_COUNT + SIM_UNIT_NET] +=
+                now - s.net_since[(size_t)core];
+    }
+
     void try_start(int32_t u, ps_t now)
     {
+        SS_ASSERT(u % SIM_UNIT_COUNT != SIM_UNIT_NET); // sends and recvs go through start_net
         if (s.running[(size_t)u] != -1 || s.upos[(size_t)u] == s.pl.uops_start[(size_t)u + 1])
             return;
         const int32_t op = s.pl.uops[s.upos[(size_t)u]];
@@ -646,6 +713,8 @@ Sim::Sim(const Plan &plan) : pl(plan)
     upos.assign(pl.uops_start.begin(), pl.uops_start.end() - 1);
     running.assign(nunits, -1);
     unit_busy.assign(nunits, 0);
+    net_inflight.assign((size_t)pl.ncores, 0);
+    net_since.assign((size_t)pl.ncores, 0);
     left.assign(nmsgs, 0);
     arrived.assign(nmsgs, 0);
     arrival.assign(nmsgs, NEVER);
@@ -683,10 +752,10 @@ ss_status check_finished(const Sim &sim, ss_err *err)
             continue;
         const sim_prog_op *op = sim_program_op(pl.p, i);
         return ss_err_set(err, SS_ERR_DATA,
-                          "the program deadlocks: op %d (core %d, %s) never %s; units run their "
-                          "ops in program order and a recv holds its core's network unit until "
-                          "its message arrives, so a send queued behind a recv on the same core "
-                          "waits for it",
+                          "the program deadlocks: op %d (core %d, %s) never %s, because its "
+                          "dependencies and send -> recv pairs form a cycle (e.g. two cores that "
+                          "each send only after their recv from the other; sim_program_validate "
+                          "rejects such programs)",
                           (int)i, (int)op->core, sim_op_kind_name((sim_op_kind)op->kind),
                           sim.start[(size_t)i] == NEVER ? "started" : "finished");
     }

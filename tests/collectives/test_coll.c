@@ -822,9 +822,10 @@ static void expect_close(const char *what, double got, double want, double tol)
 
 /* Ring all-reduce of n = 16 MiB over p = 8 and 16 chips of a ring:
  * 2(p-1)/p n/B + 2(p-1) alpha within 3%; the bidirectional ring halves the busiest link's
- * load (its bandwidth term on the links), but both engines give a core ONE in-order network
- * unit (engine.h), so its two messages per step are injected one after the other and its
- * makespan stays that of the ring: the test states that ratio. */
+ * load (its bandwidth term on the links) and, since a core drives its +x and -x ports at once
+ * (engine.h) and the lowering lets a step's two sends run together, its makespan too:
+ * (2(p-1)/p n/B) / 2 + 2(p-1) alpha (the same steps, so the same latency term) within 3% on
+ * both engines, and so is coll_schedule_predict. */
 static void test_coll_ring_allreduce_closed_form(void **state)
 {
     (void)state;
@@ -850,14 +851,18 @@ static void test_coll_ring_allreduce_closed_form(void **state)
             snprintf(what, sizeof what, "biring busiest link p=%d %s", p,
                      sim_engine_name((sim_engine_kind)e));
             expect_close(what, rb.link_bound_s, bw / 2, 0.03);
-            print_message("biring/ring makespan ratio p=%d %s: %.3f (one network unit per "
-                          "core)\n",
-                          p, sim_engine_name((sim_engine_kind)e), rb.makespan_s / r.makespan_s);
+            snprintf(what, sizeof what, "biring allreduce p=%d 16MiB %s", p,
+                     sim_engine_name((sim_engine_kind)e));
+            expect_close(what, rb.makespan_s, bw / 2 + 2.0 * (p - 1) * ALPHA_S, 0.03);
+            print_message("biring/ring makespan ratio p=%d %s: %.3f (both ports at once)\n", p,
+                          sim_engine_name((sim_engine_kind)e), rb.makespan_s / r.makespan_s);
             sim_result_free(&r);
             sim_result_free(&rb);
         }
         snprintf(what, sizeof what, "ring allreduce p=%d predicted", p);
         expect_close(what, predict(&ring, &d), want, 0.01);
+        snprintf(what, sizeof what, "biring allreduce p=%d predicted", p);
+        expect_close(what, predict(&bi, &d), bw / 2 + 2.0 * (p - 1) * ALPHA_S, 0.01);
         coll_schedule_free(&ring);
         coll_schedule_free(&bi);
         free(sh.cores);
@@ -931,9 +936,10 @@ static void test_coll_alltoall_bisection_bound(void **state)
 }
 
 /* Two ring all-reduces over the same 8 links at once (core 0 and core 1 of every chip of a
- * ring of 8 chips, 2 cores a chip): the SystemC engine shares the links (longer than one
- * alone); the analytic engine prices links contention-free, so it sees no difference. */
-static void test_coll_contention_visible_in_systemc(void **state)
+ * ring of 8 chips, 2 cores a chip): every message is one hop, so the two rings share each
+ * chip's +x port, which both engines queue (engine.h): both take well over one alone, and
+ * the engines agree within 5%. */
+static void test_coll_shared_ports_queue_in_both_engines(void **state)
 {
     (void)state;
     const sim_chip chip = test_chip(2);
@@ -960,9 +966,11 @@ static void test_coll_contention_visible_in_systemc(void **state)
         print_message("two concurrent allreduces / one alone, %s: %.3f\n",
                       sim_engine_name((sim_engine_kind)e), both[e] / alone[e]);
     }
-    assert_true(fabs(both[0] / alone[0] - 1) < 1e-9);
-    if (have_systemc())
+    assert_true(both[0] > 1.5 * alone[0]);
+    if (have_systemc()) {
         assert_true(both[1] > 1.5 * alone[1]);
+        assert_true(fabs(both[1] / both[0] - 1) < 0.05);
+    }
     coll_schedule_free(&s);
     free(ga);
     free(gb);
@@ -986,7 +994,7 @@ int main(void)
         cmocka_unit_test(test_coll_ring_allreduce_closed_form),
         cmocka_unit_test(test_coll_torus_allreduce_closed_form),
         cmocka_unit_test(test_coll_alltoall_bisection_bound),
-        cmocka_unit_test(test_coll_contention_visible_in_systemc),
+        cmocka_unit_test(test_coll_shared_ports_queue_in_both_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

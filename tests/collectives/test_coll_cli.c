@@ -3,8 +3,8 @@
  * busbw = algbw x factor), algorithm choice and groups, agreement of the reported time with
  * the same collective built and priced in-process, and the usage errors (exit 2).
  *
- * Invariants: paths are relative to $SWITCHSIM_SOURCE_ROOT; stderr goes to a scratch file that
- * the checks read; every comparison prints both values.
+ * Invariants: paths are relative to $SWITCHSIM_SOURCE_ROOT; stdout and stderr are captured
+ * (tests/support/cli_child.h) for the checks to read; every comparison prints both values.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,13 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 #include <math.h>
 
+#include "cli_child.h"
 #include "collectives/coll.h"
 #include "sim/engine.h"
 #include "sim/pod.h"
@@ -27,56 +26,22 @@
 #define POD32 "configs/pods/tpu-v3-32.yaml"   /* 4x4 mesh, 2 cores a chip */
 #define POD64 "configs/pods/tpu-v4-4x4x4.yaml" /* 4x4x4 torus, 2 cores a chip */
 
-typedef struct {
-    int status;
-    char out[1 << 16];
-    char err[1 << 12];
-} run_result;
-
-static char scratch[64];
-
-static const char *env_or_fail(const char *name)
+/* Runs "cd $SWITCHSIM_SOURCE_ROOT && $SWITCHSIM collective args" and prints the transcript. */
+static void run(cli_child_result *r, const char *args)
 {
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
+    cli_child_run(r, "collective %s", args);
+    cli_child_print(r, stdout, 1500);
 }
 
-static void read_all(FILE *f, char *buf, size_t n)
-{
-    const size_t used = fread(buf, 1, n - 1, f);
-    buf[used] = '\0';
-}
-
-static void run(run_result *r, const char *args)
-{
-    char errpath[128], cmd[4096];
-    snprintf(errpath, sizeof errpath, "%s/stderr", scratch);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' collective %s 2>'%s'",
-             env_or_fail("SWITCHSIM_SOURCE_ROOT"), env_or_fail("SWITCHSIM"), args, errpath);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
-    const int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(errpath, "r");
-    assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
-    fclose(e);
-    printf("$ switchsim collective %s\n  -> exit %d\n%.1500s%s", args, r->status, r->out,
-           r->err);
-}
-
+/* The JSON that "switchsim collective args" prints with exit status 0. */
 static json_t *run_json(const char *args)
 {
-    static run_result r;
-    run(&r, args);
-    assert_int_equal(r.status, 0);
-    json_error_t jerr;
-    json_t *o = json_loads(r.out, 0, &jerr);
+    cli_child_result r;
+    json_t *o = cli_child_json(&r, "collective %s", args);
+    cli_child_print(&r, stdout, 1500);
     if (!o)
-        fail_msg("stdout is not JSON: %s (line %d)", jerr.text, jerr.line);
+        fail_msg("%s", r.why);
+    cli_child_free(&r);
     return o;
 }
 
@@ -139,7 +104,8 @@ static void test_coll_cli_matches_in_process_run(void **state)
     assert_string_equal(str(o, "algo"), "torus");
     assert_int_equal((int)num(o, "group_size"), 32);
     char path[512];
-    snprintf(path, sizeof path, "%s/" POD64, env_or_fail("SWITCHSIM_SOURCE_ROOT"));
+    if (cli_child_source_path(path, sizeof path, POD64) != 0)
+        fail();
     sim_pod pod;
     sim_topo t;
     ss_err err = {0};
@@ -167,7 +133,7 @@ static void test_coll_cli_matches_in_process_run(void **state)
 static void test_coll_cli_usage_errors(void **state)
 {
     (void)state;
-    static run_result r;
+    cli_child_result r;
     const struct {
         const char *args, *needle;
     } bad[] = {
@@ -183,29 +149,15 @@ static void test_coll_cli_usage_errors(void **state)
         assert_int_equal(r.status, 2);
         if (!strstr(r.err, bad[i].needle))
             fail_msg("stderr lacks '%s'", bad[i].needle);
+        cli_child_free(&r);
     }
     run(&r, "--help");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "busbw"));
+    cli_child_free(&r);
     run(&r, "allreduce --pod no/such.yaml --bytes 64");
     assert_int_equal(r.status, 1);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/test_coll_cli.XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/stderr", scratch);
-    unlink(path);
-    rmdir(scratch);
-    return 0;
+    cli_child_free(&r);
 }
 
 int main(void)
@@ -215,5 +167,5 @@ int main(void)
         cmocka_unit_test(test_coll_cli_matches_in_process_run),
         cmocka_unit_test(test_coll_cli_usage_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,57 +13,20 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "cli_child.h"
 #include "test_config.h"
 
 static char paths[TC_MAX_FILES][TC_PATH];
 
-/* Reads all of f into a malloc'd string. */
-static char *read_all(FILE *f)
+/* Runs "$SWITCHSIM check ARGS" (ARGS already shell-quoted) into *r (freed by the caller with
+ * cli_child_free); returns the exit status, having checked that it exited normally. */
+static int run_check(cli_child_result *r, const char *args)
 {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += got;
-        if (n + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-/* Runs "$SWITCHSIM check ARGS" (ARGS already shell-quoted); *out and *err receive stdout and
- * stderr (malloc'd); returns the exit status. */
-static int run_check(const char *args, char **out, char **err)
-{
-    const char *exe = getenv("SWITCHSIM");
-    if (!exe)
-        fail_msg("SWITCHSIM is not set (run the tests with meson test)");
-    char err_path[] = "/tmp/switchsim-check-XXXXXX";
-    int fd = mkstemp(err_path);
-    assert_true(fd >= 0);
-    size_t len = strlen(exe) + strlen(args) + strlen(err_path) + 32;
-    char *cmd = malloc(len);
-    assert_non_null(cmd);
-    snprintf(cmd, len, "'%s' check %s 2>'%s'", exe, args, err_path);
-    FILE *p = popen(cmd, "r");
-    free(cmd);
-    assert_non_null(p);
-    *out = read_all(p);
-    int status = pclose(p);
-    FILE *e = fdopen(fd, "r");
-    assert_non_null(e);
-    *err = read_all(e);
-    fclose(e);
-    unlink(err_path);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    cli_child_run(r, "check %s", args);
+    if (r->status < 0)
+        fail_msg("%s", r->why);
+    return r->status;
 }
 
 /* Appends ' path' (quoted) to args. */
@@ -89,14 +52,13 @@ void test_config_check_presets(void **state)
             add_arg(args, sizeof args, paths[i]);
         total += n;
     }
-    char *out = NULL, *err = NULL;
-    int rc = run_check(args, &out, &err);
+    cli_child_result r;
+    int rc = run_check(&r, args);
     if (rc != 0)
-        fail_msg("exit %d, stderr: %s", rc, err);
-    free(err);
+        fail_msg("exit %d, stderr: %s", rc, r.err);
     json_error_t jerr;
-    json_t *doc = json_loads(out, 0, &jerr);
-    free(out);
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    cli_child_free(&r);
     assert_non_null(doc);
     json_t *configs = json_object_get(doc, "configs");
     assert_int_equal(json_array_size(configs), total);
@@ -122,12 +84,11 @@ void test_config_check_presets(void **state)
     tc_source_path(path, sizeof path, "configs/pods/tpu-v3-2048.yaml");
     args[0] = '\0';
     add_arg(args, sizeof args, path);
-    rc = run_check(args, &out, &err);
-    free(err);
+    rc = run_check(&r, args);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "derived.bisection_links"));
-    assert_non_null(strstr(out, "derived.cores"));
-    free(out);
+    assert_non_null(strstr(r.out, "derived.bisection_links"));
+    assert_non_null(strstr(r.out, "derived.cores"));
+    cli_child_free(&r);
 }
 
 void test_config_check_invalid_exit_1(void **state)
@@ -139,16 +100,15 @@ void test_config_check_invalid_exit_1(void **state)
     snprintf(args, sizeof args, "--format json");
     add_arg(args, sizeof args, good);
     add_arg(args, sizeof args, bad);
-    char *out = NULL, *err = NULL;
-    int rc = run_check(args, &out, &err);
+    cli_child_result r;
+    int rc = run_check(&r, args);
     assert_int_equal(rc, 1);
-    printf("stderr: %s", err);
-    assert_non_null(strstr(err, "chip-unknown-key.yaml:15:1: field 'lnk_gbps': unknown key; "
-                                "did you mean 'link_gbps'?"));
-    free(err);
+    printf("stderr: %s", r.err);
+    assert_non_null(strstr(r.err, "chip-unknown-key.yaml:15:1: field 'lnk_gbps': unknown key; "
+                                  "did you mean 'link_gbps'?"));
     json_error_t jerr;
-    json_t *doc = json_loads(out, 0, &jerr);
-    free(out);
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    cli_child_free(&r);
     assert_non_null(doc);
     json_t *configs = json_object_get(doc, "configs");
     assert_int_equal(json_array_size(configs), 2);
@@ -157,11 +117,10 @@ void test_config_check_invalid_exit_1(void **state)
     json_decref(doc);
 
     snprintf(args, sizeof args, "'%s/no-such-file.yaml'", good);
-    rc = run_check(args, &out, &err);
-    free(out);
+    rc = run_check(&r, args);
     assert_int_equal(rc, 1);
-    assert_non_null(strstr(err, "cannot read"));
-    free(err);
+    assert_non_null(strstr(r.err, "cannot read"));
+    cli_child_free(&r);
 }
 
 void test_config_check_usage(void **state)
@@ -180,13 +139,12 @@ void test_config_check_usage(void **state)
         {"--help", 0, "usage: switchsim check", NULL},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        char *out = NULL, *err = NULL;
-        int rc = run_check(cases[k].args, &out, &err);
-        if (rc != cases[k].status || (cases[k].out && !strstr(out, cases[k].out)) ||
-            (cases[k].err && !strstr(err, cases[k].err)))
+        cli_child_result r;
+        int rc = run_check(&r, cases[k].args);
+        if (rc != cases[k].status || (cases[k].out && !strstr(r.out, cases[k].out)) ||
+            (cases[k].err && !strstr(r.err, cases[k].err)))
             fail_msg("check %s: exit %d (expected %d)\nstdout: %s\nstderr: %s", cases[k].args,
-                     rc, cases[k].status, out, err);
-        free(out);
-        free(err);
+                     rc, cases[k].status, r.out, r.err);
+        cli_child_free(&r);
     }
 }

@@ -190,7 +190,8 @@ void test_config_defaults_applied(void **state)
     must_load(run_cfg_load(&r, path, &err), path, &err);
     assert_int_equal(r.batch, 2048); /* from batch_tokens 2^20 / 512 */
     assert_int_equal(r.plan.experts_per_core, 4);
-    assert_int_equal(r.plan.microbatches, 1);
+    assert_int_equal(r.plan.microbatches, 4); /* given: 64 sequences at once overflow HBM */
+    assert_int_equal(r.plan.remat, 0);        /* default */
     assert_int_equal(r.pod.cores, 32);
     assert_string_equal(r.model.name, "switch-base-128");
     assert_int_equal(r.mode, RUN_MODE_ESTIMATE);

@@ -1,7 +1,9 @@
 /* This file implements the tests of the analytic timing engine (sim/engine_analytic.c) and of
  * the helpers shared by both engines (sim/engine.c): message pricing against a naive
- * packet-by-packet store-and-forward reference, intra-chip transfers, unit scheduling, link
- * statistics, send/recv pairing, and the errors (collectives, core counts, deadlock).
+ * packet-by-packet store-and-forward reference, intra-chip transfers, unit scheduling, the
+ * network interface (concurrent sends to different ports, sends sharing a port queued FIFO,
+ * recvs that hold nothing, the busy time as a union), link statistics, send/recv pairing, and
+ * the errors (collectives, core counts, a dependency cycle).
  *
  * Invariants: chips and topologies are built in code (a TPU-v3-like chip with round link
  * figures), so the tests do not depend on config files; every comparison of times prints the
@@ -277,37 +279,67 @@ static void test_engine_analytic_unit_serialises(void **state)
     sim_program_free(&p);
 }
 
-/* Two flows over one link: the analytic engine does not model contention (each flow is
- * priced alone, so the makespan equals one flow's), but link_bound_s doubles. */
+/* Two flows on a line 0-1-2 that share link 1 -> 2: flow A (chip 0 -> chip 2) crosses it as
+ * its second hop, flow B (chip 1 -> chip 2) injects into it. The analytic engine models no
+ * contention beyond a port's injection queue, so each flow is priced alone and the makespan
+ * equals the longer flow's, while link_bound_s doubles (and here even exceeds the makespan). */
 static void test_engine_analytic_shared_link(void **state)
 {
     (void)state;
-    const sim_topo t = make_topo(1, 4, 1, 1, 2);
-    const sim_chip chip = test_chip(2);
+    const sim_topo t = make_topo(1, 3, 1, 0, 1);
+    const sim_chip chip = test_chip(1);
     const uint64_t bytes = 1 << 20;
-    sim_program one = new_program(8), two = new_program(8);
-    for (int32_t f = 0; f < 2; f++) { /* core f of chip 0 -> core f of chip 1 */
+    sim_program one = new_program(3), two = new_program(3);
+    for (int32_t f = 0; f < 2; f++) {
         sim_program *p = f == 0 ? &one : &two;
-        for (int32_t g = 0; g <= f; g++) {
-            sim_program_add_send(p, g, 0, 2 + g, bytes, 0, NULL, 0);
-            sim_program_add_recv(p, 2 + g, 0, g, bytes, 0, NULL, 0);
+        for (int32_t src = 0; src <= f; src++) {
+            sim_program_add_send(p, src, 0, 2, bytes, 0, NULL, 0);
+            sim_program_add_recv(p, 2, 0, src, bytes, 0, NULL, 0);
         }
     }
     sim_result r1 = run_ok(&one, &chip, &t, 0), r2 = run_ok(&two, &chip, &t, 0);
-    const int link = sim_topo_link_id(&t, 0, 0, SIM_TOPO_PLUS);
+    const int link = sim_topo_link_id(&t, 1, 0, SIM_TOPO_PLUS);
     assert_rel("one flow: link bound", r1.link_bound_s, (double)bytes / 100e9, 1e-12);
     assert_rel("two flows: link bound", r2.link_bound_s, 2 * r1.link_bound_s, 1e-12);
     assert_rel("two flows: link busy", r2.link_busy_s[link], r2.link_bound_s, 0);
     assert_int_equal(r2.link_bytes[link], 2 * bytes);
     assert_int_equal(r2.link_peak_queue[link], 0); /* not modelled */
     assert_rel("makespan (no contention modelled)", r2.makespan_s, r1.makespan_s, 0);
-    /* ... so here it even lies below the link bound, which any real schedule respects */
     printf("  makespan %.6g s < link bound %.6g s\n", r2.makespan_s, r2.link_bound_s);
     assert_true(r2.makespan_s < r2.link_bound_s);
     sim_result_free(&r1);
     sim_result_free(&r2);
     sim_program_free(&one);
     sim_program_free(&two);
+}
+
+/* Two cores of chip 0 send to chip 1 at once: both need chip 0's +x port, which injects them
+ * one after the other (FIFO, the lower op id first), so the second send ends after both
+ * messages' bytes and its recv a latency later; a third send, to -x, is not delayed. */
+static void test_engine_analytic_port_queue(void **state)
+{
+    (void)state;
+    const sim_topo t = make_topo(1, 4, 1, 1, 2);
+    const sim_chip chip = test_chip(2);
+    const uint64_t a = 1 << 20, b = 3 << 19;
+    sim_program p = new_program(8);
+    const int32_t sa = sim_program_add_send(&p, 1, 0, 2, a, 0, NULL, 0);
+    const int32_t sb = sim_program_add_send(&p, 0, 0, 3, b, 0, NULL, 0);
+    const int32_t sm = sim_program_add_send(&p, 0, 0, 6, b, 0, NULL, 0);
+    const int32_t ra = sim_program_add_recv(&p, 2, 0, 1, a, 0, NULL, 0);
+    const int32_t rb = sim_program_add_recv(&p, 3, 0, 0, b, 0, NULL, 0);
+    sim_program_add_recv(&p, 6, 0, 0, b, 0, NULL, 0);
+    sim_result res = run_ok(&p, &chip, &t, 1);
+    const double bw = 100e9, lat = 1e-6;
+    assert_rel("first send (lower id) ends", res.op_end_s[sa], (double)a / bw, 1e-12);
+    assert_rel("second send waits for it", res.op_end_s[sb], (double)(a + b) / bw, 1e-12);
+    assert_rel("first recv", res.op_end_s[ra], store_and_forward(a, 1, bw, lat), 1e-9);
+    assert_rel("second recv", res.op_end_s[rb], (double)(a + b) / bw + lat, 1e-9);
+    assert_rel("the -x send is not delayed", res.op_end_s[sm], (double)b / bw, 1e-12);
+    assert_rel("net busy core 0 = its +x send's window", res.unit_busy_s[SIM_UNIT_NET],
+               (double)(a + b) / bw, 1e-12);
+    sim_result_free(&res);
+    sim_program_free(&p);
 }
 
 /* Random messages on a 4x4 torus: every link statistic adds up to the per-message sums. */
@@ -386,27 +418,108 @@ static void test_engine_analytic_recv_before_send(void **state)
     assert_rel("recv end", res.op_end_s[r],
                res.op_start_s[s] + store_and_forward(8192, 1, 100e9, 1e-6), 1e-9);
     assert_rel("dependent op starts at recv end", res.op_start_s[after], res.op_end_s[r], 0);
-    assert_rel("net busy of core 0 (the recv held the unit)", res.unit_busy_s[SIM_UNIT_NET],
+    /* the recv was in flight from 0 until its message was in: that is core 0's net time */
+    assert_rel("net busy of core 0 (the recv's wait)", res.unit_busy_s[SIM_UNIT_NET],
                res.op_end_s[r], 1e-12);
     sim_result_free(&res);
     sim_program_free(&p);
 }
 
-/* Both cores post their recv before their send on the in-order network unit: deadlock. */
-static void test_engine_analytic_deadlock(void **state)
+/* A core sends to its +x and -x neighbours at once (different ports, different sizes): both
+ * sends start at 0 and the core is done after the LONGER transfer, not the sum of the two; its
+ * net busy time is the union of the two windows. Before the multi-port network interface the
+ * second send waited for the first one's injection. */
+static void test_engine_analytic_ports_run_concurrently(void **state)
+{
+    (void)state;
+    const sim_topo t = make_topo(1, 8, 1, 1, 1);
+    const sim_chip chip = test_chip(1);
+    const uint64_t big = 3u << 20, small = 1u << 20;
+    sim_program p = new_program(8);
+    const int32_t sp = sim_program_add_send(&p, 0, 0, 1, big, 0, NULL, 0);
+    const int32_t sm = sim_program_add_send(&p, 0, 0, 7, small, 0, NULL, 0);
+    const int32_t rp = sim_program_add_recv(&p, 1, 0, 0, big, 0, NULL, 0);
+    const int32_t rm = sim_program_add_recv(&p, 7, 0, 0, small, 0, NULL, 0);
+    const int32_t join = sim_program_add_vector(&p, 0, 0, SIM_VECTOR_ELEMENTWISE, 1024, 0,
+                                                SIM_OPERANDS_BF16, (const int32_t[]){sp, sm}, 2);
+    ss_err err = {0};
+    assert_int_equal(sim_program_validate(&p, &err), SS_OK);
+    sim_result res = run_ok(&p, &chip, &t, 1);
+    const double bw = 100e9, lat = 1e-6;
+    const double tb = store_and_forward(big, 1, bw, lat), ts = store_and_forward(small, 1, bw, lat);
+    assert_rel("send -x starts at 0", res.op_start_s[sm], 0, 0);
+    assert_rel("+x recv end", res.op_end_s[rp], tb, 1e-9);
+    assert_rel("-x recv end", res.op_end_s[rm], ts, 1e-9);
+    assert_rel("core 0 done after the longer injection", res.op_start_s[join],
+               (double)big / bw, 1e-12);
+    assert_rel("makespan = max of the transfers", res.makespan_s, fmax(tb, ts), 1e-9);
+    printf("  max %.6g s, sum %.6g s\n", fmax(tb, ts), tb + ts);
+    assert_true(res.makespan_s < 0.8 * (tb + ts));
+    assert_rel("net busy core 0 = union of the send windows", res.unit_busy_s[SIM_UNIT_NET],
+               (double)big / bw, 1e-12);
+    sim_result_free(&res);
+    sim_program_free(&p);
+}
+
+/* A recv posted first (its message comes late) does not hold back a later, independent send
+ * of the same core, nor a later recv whose message is already in. */
+static void test_engine_analytic_early_recv_blocks_nothing(void **state)
+{
+    (void)state;
+    const sim_topo t = make_topo(1, 4, 1, 1, 1);
+    const sim_chip chip = test_chip(1);
+    sim_program p = new_program(4);
+    const int32_t late = sim_program_add_recv(&p, 0, 0, 1, 4096, 0, NULL, 0);
+    const int32_t s = sim_program_add_send(&p, 0, 0, 3, 1u << 20, 0, NULL, 0);
+    const int32_t early = sim_program_add_recv(&p, 0, 0, 2, 4096, 0, NULL, 0);
+    const int32_t mm =
+        sim_program_add_matmul(&p, 1, 0, 2048, 2048, 2048, SIM_OPERANDS_BF16, NULL, 0);
+    sim_program_add_send(&p, 1, 0, 0, 4096, 0, &mm, 1);
+    sim_program_add_send(&p, 2, 0, 0, 4096, 0, NULL, 0);
+    sim_program_add_recv(&p, 3, 0, 0, 1u << 20, 0, NULL, 0);
+    ss_err err = {0};
+    assert_int_equal(sim_program_validate(&p, &err), SS_OK);
+    sim_result res = run_ok(&p, &chip, &t, 1);
+    const double two_hops = store_and_forward(4096, 2, 100e9, 1e-6);
+    assert_rel("send starts at 0", res.op_start_s[s], 0, 0);
+    assert_rel("send ends after its injection", res.op_end_s[s], (double)(1u << 20) / 100e9,
+               1e-12);
+    assert_rel("second recv ends on its arrival", res.op_end_s[early], two_hops, 1e-9);
+    assert_true(res.op_end_s[late] > res.op_end_s[mm]);
+    assert_rel("net busy core 0 = the late recv's window", res.unit_busy_s[SIM_UNIT_NET],
+               res.op_end_s[late], 1e-12);
+    sim_result_free(&res);
+    sim_program_free(&p);
+}
+
+/* Independent recv-then-send on two cores no longer deadlocks (nothing holds a unit); making
+ * each send depend on the core's recv does: a cycle, which validation rejects and the engine
+ * reports naming an op. */
+static void test_engine_analytic_deadlock_needs_a_cycle(void **state)
 {
     (void)state;
     const sim_topo t = make_topo(1, 2, 1, 0, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(2);
-    for (int32_t c = 0; c < 2; c++) {
-        sim_program_add_recv(&p, c, 0, 1 - c, 64, 0, NULL, 0);
-        sim_program_add_send(&p, c, 0, 1 - c, 64, 0, NULL, 0);
+    for (int cycle = 0; cycle < 2; cycle++) {
+        sim_program p = new_program(2);
+        for (int32_t c = 0; c < 2; c++) {
+            const int32_t r = sim_program_add_recv(&p, c, 0, 1 - c, 64, 0, NULL, 0);
+            sim_program_add_send(&p, c, 0, 1 - c, 64, 0, &r, cycle);
+        }
+        ss_err err = {0};
+        if (!cycle) {
+            assert_int_equal(sim_program_validate(&p, &err), SS_OK);
+            sim_result res = run_ok(&p, &chip, &t, 1);
+            assert_rel("exchange", res.makespan_s, store_and_forward(64, 1, 100e9, 1e-6), 1e-9);
+            sim_result_free(&res);
+        } else {
+            assert_int_not_equal(sim_program_validate(&p, &err), SS_OK);
+            printf("  validate: %s\n", err.msg);
+            run_fails(&p, &chip, &t, "deadlock", "op 0 (core 0, recv)", "cycle",
+                      (const char *)NULL);
+        }
+        sim_program_free(&p);
     }
-    ss_err err = {0};
-    assert_int_equal(sim_program_validate(&p, &err), SS_OK); /* eager sends: no cycle */
-    run_fails(&p, &chip, &t, "deadlock", "op 0 (core 0, recv)", (const char *)NULL);
-    sim_program_free(&p);
 }
 
 static void test_engine_analytic_collective_error(void **state)
@@ -535,9 +648,12 @@ int main(void)
         cmocka_unit_test(test_engine_analytic_units_overlap),
         cmocka_unit_test(test_engine_analytic_unit_serialises),
         cmocka_unit_test(test_engine_analytic_shared_link),
+        cmocka_unit_test(test_engine_analytic_port_queue),
         cmocka_unit_test(test_engine_analytic_link_stats),
         cmocka_unit_test(test_engine_analytic_recv_before_send),
-        cmocka_unit_test(test_engine_analytic_deadlock),
+        cmocka_unit_test(test_engine_analytic_ports_run_concurrently),
+        cmocka_unit_test(test_engine_analytic_early_recv_blocks_nothing),
+        cmocka_unit_test(test_engine_analytic_deadlock_needs_a_cycle),
         cmocka_unit_test(test_engine_analytic_collective_error),
         cmocka_unit_test(test_engine_analytic_core_mismatch),
         cmocka_unit_test(test_engine_pair_xfers),

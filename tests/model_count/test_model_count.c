@@ -16,29 +16,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli_child.h"
 #include "model/count.h"
 #include "model/model_cfg.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
-}
-
 static void preset_path(char *buf, size_t n, const char *file)
 {
-    snprintf(buf, n, "%s/configs/models/%s", env_or_fail("SWITCHSIM_SOURCE_ROOT"), file);
+    char rel[512];
+    snprintf(rel, sizeof rel, "configs/models/%s", file);
+    if (cli_child_source_path(buf, n, rel) != 0)
+        fail();
 }
 
 static model_cfg load_preset(const char *file)
@@ -571,19 +566,14 @@ static void test_model_cmd_usage(void **state)
 static void test_model_cmd_binary(void **state)
 {
     (void)state;
-    char path[4096], cmd[8192];
+    char path[4096];
     preset_path(path, sizeof path, "switch-base-128.yaml");
-    snprintf(cmd, sizeof cmd, "'%s' model --model '%s' --format json", env_or_fail("SWITCHSIM"),
-             path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    static char out[1 << 16];
-    const size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    const int st = pclose(p);
-    print_message("  $ %s -> exit %d\n", cmd, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    json_t *j = parse_json(out);
+    cli_child_result r;
+    json_t *j = cli_child_json(&r, "model --model '%s' --format json", path);
+    print_message("  $ switchsim %s -> exit %d\n", r.args, r.status);
+    if (!j) /* it did not exit 0, or its stdout is not JSON */
+        fail_msg("%s", r.why);
+    cli_child_free(&r);
     const int64_t params = int_field(j, "params"), flops = int_field(j, "flops_per_seq");
     print_message("  params %lld flops_per_seq %lld (%.3f%% from 124B)\n", (long long)params,
                   (long long)flops, 100 * rel_diff((double)flops, 124e9));

@@ -19,11 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "cli_child.h"
 #include "common/fileio.h"
 #include "model/fixture.h"
 
@@ -31,17 +31,10 @@
 #define SWITCH_FIXTURE FIXTURE_DIR "/switch_top1_fp32.bin"
 #define T5_FIXTURE FIXTURE_DIR "/t5_switch_tied_fp32.bin"
 
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
-}
-
 static void source_path(char *out, size_t n, const char *rel)
 {
-    snprintf(out, n, "%s/%s", env_or_fail("SWITCHSIM_SOURCE_ROOT"), rel);
+    if (cli_child_source_path(out, n, rel) != 0)
+        fail();
 }
 
 /* ---- a writer of the format, for malformed images -------------------------------------- */
@@ -531,38 +524,24 @@ static void test_fixture_run_detects_perturbation(void **state)
 
 static char scratch[64];
 
-/* Runs "$SWITCHSIM check-fixture args" from the source root; returns the exit status and
- * the start of stdout and stderr. */
-static int run_cli(const char *args, char *out, size_t nout, char *errbuf, size_t nerr)
+/* Runs "$SWITCHSIM check-fixture args" from the source root into *r (freed by the caller with
+ * cli_child_free); prints the command, its exit status and stderr, and returns the status. */
+static int run_cli(cli_child_result *r, const char *args)
 {
-    char cmd[8192], errpath[128];
-    snprintf(errpath, sizeof errpath, "%s/stderr", scratch);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' check-fixture %s 2>'%s'",
-             env_or_fail("SWITCHSIM_SOURCE_ROOT"), env_or_fail("SWITCHSIM"), args, errpath);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t used = fread(out, 1, nout - 1, p);
-    out[used] = '\0';
-    int status = pclose(p);
-    FILE *e = fopen(errpath, "r");
-    assert_non_null(e);
-    used = fread(errbuf, 1, nerr - 1, e);
-    errbuf[used] = '\0';
-    fclose(e);
-    printf("  $ switchsim check-fixture %s -> %d\n%s", args,
-           WIFEXITED(status) ? WEXITSTATUS(status) : -1, errbuf);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    cli_child_run(r, "check-fixture %s", args);
+    printf("  $ switchsim check-fixture %s -> %d\n%s", args, r->status, r->err);
+    return r->status;
 }
 
 static void test_fixture_cli_exit_status(void **state)
 {
     (void)state;
-    static char out[1 << 16], errbuf[4096];
+    cli_child_result r;
     char args[512], bad[128];
-    assert_int_equal(run_cli("--format csv " SWITCH_FIXTURE, out, sizeof out, errbuf,
-                             sizeof errbuf), 0);
-    assert_non_null(strstr(out, "fixture,kind,tensor,dtype,shape,max_abs_err,max_rel_err"));
-    assert_non_null(strstr(out, "switch_layer,expert,i32,\"[20,1]\",0,0,-,0,exact,true"));
+    assert_int_equal(run_cli(&r, "--format csv " SWITCH_FIXTURE), 0);
+    assert_non_null(strstr(r.out, "fixture,kind,tensor,dtype,shape,max_abs_err,max_rel_err"));
+    assert_non_null(strstr(r.out, "switch_layer,expert,i32,\"[20,1]\",0,0,-,0,exact,true"));
+    cli_child_free(&r);
     /* a corrupt copy: one flipped byte */
     image im;
     valid_image(&im);
@@ -571,12 +550,14 @@ static void test_fixture_cli_exit_status(void **state)
     ss_err err = {0};
     assert_int_equal(file_write_atomic(bad, im.b, im.n, &err), SS_OK);
     snprintf(args, sizeof args, "%s %s", SWITCH_FIXTURE, bad);
-    assert_int_equal(run_cli(args, out, sizeof out, errbuf, sizeof errbuf), 1);
-    assert_non_null(strstr(errbuf, "bad checksum"));
-    assert_non_null(strstr(out, "errors           1"));
-    assert_int_equal(run_cli("", out, sizeof out, errbuf, sizeof errbuf), 2);
-    assert_int_equal(run_cli("--format yaml " SWITCH_FIXTURE, out, sizeof out, errbuf,
-                             sizeof errbuf), 2);
+    assert_int_equal(run_cli(&r, args), 1);
+    assert_non_null(strstr(r.err, "bad checksum"));
+    assert_non_null(strstr(r.out, "errors           1"));
+    cli_child_free(&r);
+    assert_int_equal(run_cli(&r, ""), 2);
+    cli_child_free(&r);
+    assert_int_equal(run_cli(&r, "--format yaml " SWITCH_FIXTURE), 2);
+    cli_child_free(&r);
     unlink(bad);
 }
 
@@ -590,9 +571,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/stderr", scratch);
-    unlink(path);
     return rmdir(scratch);
 }
 

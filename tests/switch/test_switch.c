@@ -689,6 +689,101 @@ static void test_switch_bf16_router_near_tie(void **state)
     assert_int_equal(e16, 0);
 }
 
+/* ---- route-only comparison with the other router dtype ---------------------------------- */
+
+/* Four tokens, C = E = 2; token 1 is the logits near tie of test_switch_bf16_router_near_tie
+ * (fp32 picks expert 1, bf16 rounds it to a tie: expert 0); token 0 is an exact tie (expert 0
+ * in both), tokens 2 and 3 are clear choices (logits 32 vs 32.25 and -32 vs -32.25). */
+static void near_tie_fixture(fixture *f, model_router_dtype dtype, model_jitter jitter)
+{
+    model_switch_spec s = test_spec(2, 3, 2, 1);
+    s.sw.router_dtype = dtype;
+    s.sw.jitter = jitter;
+    s.sw.min_capacity = 4;
+    fx_init(f, &s, 4, 1);
+    const float x[] = {1.0f, 0.0f, 1.0f, 1.0f, 0.0f, 64.0f, 0.0f, -64.0f};
+    const float wr[] = {0.5f, 0.5f, 0.5f, 0.50390625f};
+    memcpy(f->x, x, sizeof x);
+    memcpy(f->w.wr, wr, sizeof wr);
+}
+
+static double compare_with(fixture *f, model_router_dtype other, int32_t *choices)
+{
+    float scratch[2 * 4 * 2];
+    ss_err err = {0};
+    if (model_switch_route_choices(choices, scratch, &f->acts, f->w.wr, other, &f->plan, &f->nx,
+                                   &err) != SS_OK)
+        fail_msg("route choices: %s", err.msg);
+    return model_switch_choice_disagreement(choices, f->acts.expert, 4, 1);
+}
+
+static void test_switch_route_choices_near_tie(void **state)
+{
+    (void)state;
+    int32_t ch[4];
+    const model_router_dtype dtypes[] = {MODEL_ROUTER_FP32, MODEL_ROUTER_BF16};
+    for (int i = 0; i < 2; i++) {
+        const model_router_dtype own = dtypes[i], other = dtypes[1 - i];
+        fixture f;
+        near_tie_fixture(&f, own, MODEL_JITTER_OFF);
+        fx_forward(&f, NULL);
+        double same = compare_with(&f, own, ch);
+        assert_memory_equal(ch, f.acts.expert, sizeof ch);
+        double diff = compare_with(&f, other, ch);
+        printf("  router %s: same dtype disagreement %g, other dtype %g (token 1: %d vs %d)\n",
+               own == MODEL_ROUTER_BF16 ? "bf16" : "fp32", same, diff, f.acts.expert[1], ch[1]);
+        assert_true(same == 0.0);
+        assert_true(diff == 0.25); /* exactly token 1 flips */
+        assert_int_equal(f.acts.expert[1], own == MODEL_ROUTER_FP32 ? 1 : 0);
+        assert_int_equal(ch[1], own == MODEL_ROUTER_FP32 ? 0 : 1);
+        fx_free(&f);
+    }
+}
+
+/* With jitter the comparison uses the saved (jittered) router inputs: the same dtype
+ * reproduces the forward's choices exactly, and nothing is drawn. */
+static void test_switch_route_choices_jitter(void **state)
+{
+    (void)state;
+    const model_jitter kinds[] = {MODEL_JITTER_INPUT, MODEL_JITTER_LOGITS};
+    for (int i = 0; i < 2; i++) {
+        fixture f;
+        model_switch_spec s = test_spec(6, 5, 4, 2);
+        s.sw.jitter = kinds[i];
+        s.sw.jitter_eps = 0.3; /* large noise: choices without it would differ */
+        fx_init(&f, &s, 24, 1);
+        rng_state r;
+        rng_seed(&r, 77 + (uint64_t)i);
+        rng_fill_uniform_f32(&r, f.x, 24 * 6, -1.0f, 1.0f);
+        rng_fill_uniform_f32(&r, f.w.wr, 6 * 4, -1.0f, 1.0f);
+        fx_forward(&f, &r);
+        int32_t ch[24 * 2];
+        float scratch[2 * 24 * 4];
+        ss_err err = {0};
+        assert_int_equal(model_switch_route_choices(ch, scratch, &f.acts, f.w.wr,
+                                                    MODEL_ROUTER_FP32, &f.plan, &f.nx, &err),
+                         SS_OK);
+        double d = model_switch_choice_disagreement(ch, f.acts.expert, 24, 2);
+        printf("  jitter %d: same-dtype disagreement %g\n", (int)kinds[i], d);
+        assert_true(d == 0.0);
+        assert_memory_equal(ch, f.acts.expert, sizeof ch);
+        fx_free(&f);
+    }
+}
+
+static void test_switch_choice_disagreement(void **state)
+{
+    (void)state;
+    const int32_t a[] = {0, 1, 2, 3, 1, 0};
+    const int32_t b[] = {0, 1, 3, 2, 1, 2}; /* token 1 swaps its two choices, token 2 differs */
+    double d = model_switch_choice_disagreement(a, b, 3, 2);
+    printf("  disagreement %g (want 2/3)\n", d);
+    assert_true(fabs(d - 2.0 / 3.0) < 1e-15);
+    assert_true(model_switch_choice_disagreement(a, a, 3, 2) == 0.0);
+    assert_true(model_switch_choice_disagreement(a, b, 1, 2) == 0.0);
+    assert_true(model_switch_choice_disagreement(a, b, 0, 2) == 0.0);
+}
+
 /* ---- statistics, reference, dropout, bf16 numerics ---------------------------------------- */
 
 /* A random layer: C 6, F 5, E 4, N 24 in groups of 8, cf 1 (K 2), x and weights in [-1, 1). */
@@ -1210,6 +1305,9 @@ int main(void)
         cmocka_unit_test(test_switch_jitter_logits),
         cmocka_unit_test(test_switch_jitter_off_and_eval),
         cmocka_unit_test(test_switch_bf16_router_near_tie),
+        cmocka_unit_test(test_switch_route_choices_near_tie),
+        cmocka_unit_test(test_switch_route_choices_jitter),
+        cmocka_unit_test(test_switch_choice_disagreement),
         cmocka_unit_test(test_switch_statistics),
         cmocka_unit_test(test_switch_forward_reference),
         cmocka_unit_test(test_switch_expert_dropout),

@@ -920,6 +920,71 @@ static void test_t5_bf16_close_to_fp32(void **state)
     }
 }
 
+/* model_t5_router_disagreement: the same dtype gives 0; the other dtype gives, for the
+ * encoder's Switch layer (whose input does not depend on the router dtype), exactly the
+ * fraction of tokens whose choice differs in a second model that routes with that dtype. */
+static void test_t5_router_disagreement(void **state)
+{
+    (void)state;
+    const model_numerics b16 = model_numerics_bf16(BF16_DENORMALS_KEEP);
+    model_cfg c = tiny_cfg(1, MODEL_FFN_RELU, 1);
+    c.sw.capacity_factor_train = 4.0; /* nothing dropped: expert_choice is every choice */
+    model_cfg cb = c;
+    cb.sw.router_dtype = MODEL_ROUTER_BF16;
+    model_t5 a, b;
+    make_model(&a, &c, tiny_shape, &b16, 41);
+    make_model(&b, &cb, tiny_shape, &b16, 41);
+    /* Routers scaled down to near-uniform probabilities, which bf16 rounds into ties. */
+    const char *routers[] = {"encoder.block.1.layer.1.mlp.router.classifier",
+                             "decoder.block.1.layer.2.mlp.router.classifier"};
+    for (int i = 0; i < 2; i++) {
+        const model_tensor *ta = tensor(&a, routers[i]), *tb = tensor(&b, routers[i]);
+        for (size_t j = 0; j < model_tensor_size(ta); j++) {
+            a.params[ta->offset + j] *= 1e-3f;
+            b.params[tb->offset + j] = a.params[ta->offset + j];
+        }
+    }
+    batch bt = make_batch(42, c.vocab_size);
+    double dis[2] = {-1, -1}, same[2] = {-1, -1};
+    ss_err err = {0};
+    assert_int_equal(model_t5_router_disagreement(&a, MODEL_ROUTER_BF16, dis, &err),
+                     SS_ERR_USAGE);
+    printf("  before a forward: %s\n", err.msg);
+    model_t5_metrics ma = run_forward(&a, &bt, 0);
+    assert_int_equal(ma.nswitch, 2);
+    assert_int_equal(model_t5_router_disagreement(&a, MODEL_ROUTER_FP32, same, &err), SS_OK);
+    assert_int_equal(model_t5_router_disagreement(&a, MODEL_ROUTER_BF16, dis, &err), SS_OK);
+    const size_t N = ma.layer_tokens[0];
+    int32_t *choice_a = xcalloc(N, sizeof(int32_t));
+    memcpy(choice_a, ma.expert_choice + ma.choice_offset[0], N * sizeof(int32_t));
+    model_t5_metrics mb = run_forward(&b, &bt, 0);
+    const int32_t *choice_b = mb.expert_choice + mb.choice_offset[0];
+    size_t differ = 0;
+    for (size_t t = 0; t < N; t++) {
+        assert_true(choice_a[t] >= 0 && choice_b[t] >= 0);
+        differ += choice_a[t] != choice_b[t];
+    }
+    const double want = (double)differ / (double)N;
+    printf("  same dtype: %g %g; bf16 vs fp32 router: encoder %g (second model: %zu of %zu "
+           "tokens, %g), decoder %g\n", same[0], same[1], dis[0], differ, N, want, dis[1]);
+    assert_true(same[0] == 0.0 && same[1] == 0.0);
+    assert_true(dis[0] == want);
+    assert_true(dis[0] > 0.0);
+    assert_true(dis[1] >= 0.0 && dis[1] <= 1.0);
+    /* Asking changes nothing the backward uses: the gradients equal a fresh model's. */
+    run_backward(&a);
+    model_t5 a2;
+    make_model(&a2, &c, tiny_shape, &b16, 41);
+    memcpy(a2.params, a.params, a.nparams * sizeof(float));
+    run_forward(&a2, &bt, 0);
+    run_backward(&a2);
+    assert_memory_equal(a.grads, a2.grads, a.nparams * sizeof(float));
+    free(choice_a);
+    model_t5_free(&a);
+    model_t5_free(&a2);
+    model_t5_free(&b);
+}
+
 /* configs/models/switch-tiny.yaml at its real size: one timed training forward/backward
  * (printed, not asserted), bf16 numerics, B 4, 128 input and 32 target tokens. */
 static void test_t5_switch_tiny_real_size(void **state)
@@ -997,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_t5_forward_backward_deterministic),
         cmocka_unit_test(test_t5_sgd_overfits),
         cmocka_unit_test(test_t5_bf16_close_to_fp32),
+        cmocka_unit_test(test_t5_router_disagreement),
         cmocka_unit_test(test_t5_switch_tiny_real_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

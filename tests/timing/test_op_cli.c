@@ -3,8 +3,9 @@
  * texts, and that the printed figures equal the timing model called in-process on the same
  * chip file.
  *
- * Invariants: every run's stdout and stderr are captured and printed on failure; a usage error
- * exits 2, a bad chip file exits 1 with a message naming it, success exits 0.
+ * Invariants: every run's stdout and stderr are captured (tests/support/cli_child.h) and
+ * printed; a usage error exits 2, a bad chip file exits 1 with a message naming it, success
+ * exits 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,73 +14,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 #include <math.h>
 
+#include "cli_child.h"
 #include "sim/chip.h"
 #include "sim/timing.h"
 
-typedef struct {
-    int status; /* exit status, or -1 if the command did not exit normally */
-    char out[1 << 16];
-    char err[1 << 13];
-} run_result;
-
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
-}
-
 static void chip_path(char *buf, size_t n)
 {
-    snprintf(buf, n, "%s/configs/chips/tpu-v3.yaml", env_or_fail("SWITCHSIM_SOURCE_ROOT"));
+    if (cli_child_source_path(buf, n, "configs/chips/tpu-v3.yaml") != 0)
+        fail();
 }
 
-static void read_all(FILE *f, char *buf, size_t n)
+/* Runs "$SWITCHSIM args" (args already shell-quoted where needed) and prints the transcript. */
+static void run(cli_child_result *r, const char *args)
 {
-    size_t used = fread(buf, 1, n - 1, f);
-    buf[used] = '\0';
-}
-
-/* Runs "$SWITCHSIM args" (args already shell-quoted where needed). */
-static void run(run_result *r, const char *args)
-{
-    char errpath[] = "/tmp/switchsim-op-cli-XXXXXX";
-    int fd = mkstemp(errpath);
-    assert_true(fd >= 0);
-    close(fd);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", env_or_fail("SWITCHSIM"), args, errpath);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
-    int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(errpath, "r");
-    assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
-    fclose(e);
-    unlink(errpath);
-    printf("$ switchsim %s\n  -> exit %d\n%s%s", args, r->status, r->out, r->err);
+    cli_child_run(r, "%s", args);
+    cli_child_print(r, stdout, r->out_len);
 }
 
 static void expect_status(const char *args, int status, const char *needle_out,
                           const char *needle_err)
 {
-    static run_result r;
+    cli_child_result r;
     run(&r, args);
     assert_int_equal(r.status, status);
     if (needle_out)
         assert_non_null(strstr(r.out, needle_out));
     if (needle_err)
         assert_non_null(strstr(r.err, needle_err));
+    cli_child_free(&r);
 }
 
 static sim_chip load_v3(void)
@@ -93,15 +61,15 @@ static sim_chip load_v3(void)
     return chip;
 }
 
+/* The JSON that "$SWITCHSIM args" prints with exit status 0. */
 static json_t *run_json(const char *args)
 {
-    static run_result r;
-    run(&r, args);
-    assert_int_equal(r.status, 0);
-    json_error_t jerr;
-    json_t *o = json_loads(r.out, 0, &jerr);
+    cli_child_result r;
+    json_t *o = cli_child_json(&r, "%s", args);
+    cli_child_print(&r, stdout, r.out_len);
     if (!o)
-        fail_msg("stdout is not JSON: %s (line %d)", jerr.text, jerr.line);
+        fail_msg("%s", r.why);
+    cli_child_free(&r);
     return o;
 }
 
@@ -178,7 +146,7 @@ static void test_op_cli_gemm_table_and_csv(void **state)
     expect_status(args, 0, "bound", NULL);
     snprintf(args, sizeof args, "op gemm --chip '%s' --m 512 --k 1024 --n 1024 --format csv",
              path);
-    static run_result r;
+    cli_child_result r;
     run(&r, args);
     assert_int_equal(r.status, 0);
     char *nl = strchr(r.out, '\n');
@@ -186,6 +154,7 @@ static void test_op_cli_gemm_table_and_csv(void **state)
     assert_true(strncmp(r.out, "op,", 3) == 0);
     assert_true(strncmp(nl + 1, "gemm,", 5) == 0);
     assert_non_null(strstr(r.out, ",cycles,"));
+    cli_child_free(&r);
 }
 
 static void test_op_cli_vector_json_matches_model(void **state)

@@ -631,6 +631,80 @@ static void expect_same_runs(const char *a, const char *b)
     free(sb);
 }
 
+/* Removes the compare_router members of dir's training lines after checking them: every
+ * train line has router_disagreement [2 layers] in [0, 1] and router_compare_dtype `other`;
+ * no eval line has them. Returns the number of train lines with a disagreement > 0. */
+static int strip_router_comparison(const char *dir, const char *other)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    size_t len = 0;
+    char *text = read_text(path, &len);
+    char *out = calloc(len + 1, 1);
+    size_t used = 0;
+    int nonzero = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        const int train = strcmp(json_string_value(json_object_get(j, "split")), "train") == 0;
+        json_t *d = json_object_get(j, "router_disagreement");
+        if (!train) {
+            assert_null(d);
+        } else {
+            assert_int_equal(json_array_size(d), 2);
+            double mx = 0;
+            for (size_t i = 0; i < 2; i++) {
+                const double v = json_real_value(json_array_get(d, i));
+                assert_true(v >= 0.0 && v <= 1.0);
+                mx = fmax(mx, v);
+            }
+            nonzero += mx > 0;
+            assert_string_equal(json_string_value(json_object_get(j, "router_compare_dtype")),
+                                other);
+            json_object_del(j, "router_disagreement");
+            json_object_del(j, "router_compare_dtype");
+        }
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        memcpy(out + used, s, strlen(s));
+        used += strlen(s);
+        out[used++] = '\n';
+        free(s);
+        json_decref(j);
+    }
+    assert_true(used <= len); /* the members were removed */
+    ss_err err = {0};
+    assert_int_equal(file_write_atomic(path, out, used, &err), SS_OK);
+    free(text);
+    free(out);
+    return nonzero;
+}
+
+/* compare_router adds router_disagreement to the training lines and changes nothing else:
+ * metrics, parameters, optimizer state and rng equal a run without it, bit for bit; for both
+ * router dtypes. */
+static void test_train_compare_router(void **state)
+{
+    (void)state;
+    const model_router_dtype dtypes[] = {MODEL_ROUTER_FP32, MODEL_ROUTER_BF16};
+    for (int i = 0; i < 2; i++) {
+        train_fixture *a = train_fixture_new(), *b = train_fixture_new();
+        a->run.model.sw.router_dtype = b->run.model.sw.router_dtype = dtypes[i];
+        b->o.train.compare_router = 1;
+        must_train(a, NULL);
+        must_train(b, NULL);
+        const int nonzero = strip_router_comparison(b->dir, i == 0 ? "bf16" : "fp32");
+        print_message("router %s: %d of 6 steps with a disagreement > 0\n",
+                      i == 0 ? "fp32" : "bf16", nonzero);
+        expect_same_runs(a->dir, b->dir);
+        train_fixture_free(a);
+        train_fixture_free(b);
+    }
+    ss_err err = {0};
+    assert_int_equal(parse_run_with_train("{compare_router: true}", &err), SS_OK);
+    assert_int_equal(parse_run_with_train("{compare_router: 2}", &err), SS_ERR_CONFIG);
+    expect_msg(&err, "train.compare_router");
+}
+
 static void test_train_same_seed_same_results(void **state)
 {
     (void)state;
@@ -899,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_train_eval_lines_and_results),
         cmocka_unit_test(test_train_loss_decreases),
         cmocka_unit_test(test_train_adamw_fp32_resume),
+        cmocka_unit_test(test_train_compare_router),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

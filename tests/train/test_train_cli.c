@@ -14,65 +14,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
-static const char *g_bin;
+#include "cli_child.h"
+#include "model/stepgen.h"
+
 static char g_dir[256];
-static char g_out[4096], g_errtext[8192];
+static cli_child_result g_run; /* the last run: g_run.out is its stdout, g_run.err its stderr */
 
-static void slurp(const char *path, char *buf, size_t n)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = '\0';
-    fclose(f);
-}
-
-/* Runs `switchsim train ARGS` (ARGS a shell fragment); returns its exit status and leaves its
- * stdout in g_out and stderr in g_errtext. */
-static int train(const char *fmt, ...)
-{
-    char args[2048], cmd[4096], out[512], errf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(out, sizeof out, "%s.stdout", g_dir);
-    snprintf(errf, sizeof errf, "%s.stderr", g_dir);
-    snprintf(cmd, sizeof cmd, "'%s' train %s >'%s' 2>'%s' </dev/null", g_bin, args, out, errf);
-    int st = system(cmd);
-    slurp(out, g_out, sizeof g_out);
-    slurp(errf, g_errtext, sizeof g_errtext);
-    remove(out);
-    remove(errf);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
+/* Runs `switchsim train ARGS` into g_run, ARGS a format (a shell fragment) and its values;
+ * the exit status (-1 with g_run.why when it did not run). */
+#define train(...) cli_child_rerun(&g_run, "train " __VA_ARGS__)
 
 #define TINY "--model tests/train/tiny-switch.yaml --run tests/train/tiny-run.yaml"
 
 static void expect_status(int got, int want)
 {
-    if (got != want) {
-        print_error("exit status %d, expected %d\nstdout:\n%s\nstderr:\n%s\n", got, want, g_out,
-                    g_errtext);
-        fail();
-    }
+    (void)got; /* g_run.status, checked with its transcript */
+    assert_true(cli_child_expect_status(&g_run, want));
 }
 
 static void expect_in(const char *text, const char *needle)
 {
-    if (!strstr(text, needle)) {
-        print_error("expected '%s' in:\n%s\n", needle, text);
-        fail();
-    }
+    assert_true(cli_child_expect_text(text, needle));
 }
 
 static int count_train_lines(void)
@@ -93,9 +60,9 @@ static void test_train_cli_help(void **state)
 {
     (void)state;
     expect_status(train("--help"), 0);
-    expect_in(g_out, "usage: switchsim train --model FILE");
-    expect_in(g_out, "--resume");
-    expect_in(g_out, "--force");
+    expect_in(g_run.out, "usage: switchsim train --model FILE");
+    expect_in(g_run.out, "--resume");
+    expect_in(g_run.out, "--force");
 }
 
 static void test_train_cli_usage_errors(void **state)
@@ -103,11 +70,64 @@ static void test_train_cli_usage_errors(void **state)
     (void)state;
     expect_status(train("--run tests/train/tiny-run.yaml"), 2); /* --model is required */
     expect_status(train(TINY " --out '%s' --seed abc", g_dir), 2);
-    expect_in(g_errtext, "--seed");
+    expect_in(g_run.err, "--seed");
     expect_status(train(TINY " --out '%s' --resume --force", g_dir), 2);
-    expect_in(g_errtext, "give one of them");
+    expect_in(g_run.err, "give one of them");
     expect_status(train("--model tests/train/no-such-model.yaml --out '%s'", g_dir), 1);
-    expect_in(g_errtext, "no-such-model.yaml");
+    expect_in(g_run.err, "no-such-model.yaml");
+}
+
+/* --record-routing writes a histogram that the estimate's routing model reads back: one row
+ * per Switch layer of the tiny model (2: one encoder, one decoder), 4 experts, rows summing
+ * to 1, and the same fractions as the tokens_per_expert of the metrics lines. */
+static void test_train_cli_record_routing(void **state)
+{
+    (void)state;
+    char hist[512];
+    snprintf(hist, sizeof hist, "%s/routing.json", g_dir);
+    expect_status(train(TINY " --out '%s' --force --steps 3 --record-routing '%s'", g_dir, hist),
+                  0);
+    model_routing r;
+    ss_err err = {0};
+    if (model_routing_load(&r, hist, &err) != SS_OK) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    assert_int_equal(r.kind, MODEL_ROUTING_HISTOGRAM);
+    assert_int_equal(r.layers, 2);
+    assert_int_equal(r.experts, 4);
+    /* the metrics lines' first-choice counts, summed over the 3 steps */
+    double counts[2][4] = {{0}};
+    char path[512], line[16384];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", g_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        json_t *tpe = json_object_get(j, "tokens_per_expert");
+        for (size_t l = 0; tpe && l < 2; l++)
+            for (size_t e = 0; e < 4; e++)
+                counts[l][e] +=
+                    (double)json_integer_value(json_array_get(json_array_get(tpe, l), e));
+        json_decref(j);
+    }
+    fclose(f);
+    for (int l = 0; l < 2; l++) {
+        double sum = 0, rows = 0;
+        for (int e = 0; e < 4; e++) {
+            sum += r.fractions[l * 4 + e];
+            rows += counts[l][e];
+        }
+        assert_true(rows > 0);
+        assert_true(sum > 0.999999 && sum < 1.000001);
+        for (int e = 0; e < 4; e++)
+            assert_true(r.fractions[l * 4 + e] == counts[l][e] / rows);
+    }
+    model_routing_free(&r);
+    expect_status(train(TINY " --out '%s' --resume --steps 3 --record-routing '%s'", g_dir, hist),
+                  2); /* nothing left to train: no routing to record (a usage error) */
+    expect_in(g_run.err, "no routing to record");
 }
 
 /* A full run, a refused rerun, a resume, then a corrupt checkpoint. */
@@ -115,7 +135,7 @@ static void test_train_cli_run_and_resume(void **state)
 {
     (void)state;
     expect_status(train(TINY " --out '%s' --format json", g_dir), 0);
-    json_t *s = json_loads(g_out, 0, NULL);
+    json_t *s = json_loads(g_run.out, 0, NULL);
     assert_non_null(s);
     assert_string_equal(json_string_value(json_object_get(s, "model")), "tiny-switch-test");
     assert_string_equal(json_string_value(json_object_get(s, "run")), "tiny-train-test");
@@ -124,7 +144,7 @@ static void test_train_cli_run_and_resume(void **state)
     assert_true(json_is_real(json_object_get(s, "eval_loss")));
     assert_true(json_is_real(json_object_get(s, "tokens_per_s")));
     json_decref(s);
-    assert_null(strchr(g_errtext, '\r')); /* no progress bar: stderr is not a terminal */
+    assert_null(strchr(g_run.err, '\r')); /* no progress bar: stderr is not a terminal */
     assert_int_equal(count_train_lines(), 6);
     char path[512];
     snprintf(path, sizeof path, "%s/results.json", g_dir);
@@ -136,10 +156,10 @@ static void test_train_cli_run_and_resume(void **state)
     json_decref(res);
 
     expect_status(train(TINY " --out '%s'", g_dir), 2);
-    expect_in(g_errtext, "already holds a checkpoint");
+    expect_in(g_run.err, "already holds a checkpoint");
 
     expect_status(train(TINY " --out '%s' --resume --steps 8 --format csv", g_dir), 0);
-    expect_in(g_out, "steps_run");
+    expect_in(g_run.out, "steps_run");
     assert_int_equal(count_train_lines(), 8);
 
     snprintf(path, sizeof path, "%s/checkpoint.bin", g_dir);
@@ -151,7 +171,7 @@ static void test_train_cli_run_and_resume(void **state)
     fputc(c ^ 0x20, f);
     fclose(f);
     expect_status(train(TINY " --out '%s' --resume --steps 9", g_dir), 1);
-    expect_in(g_errtext, "checksum check failed");
+    expect_in(g_run.err, "checksum check failed");
     assert_int_equal(count_train_lines(), 8);
 
     expect_status(train(TINY " --out '%s' --force --steps 2 --eval-every 0", g_dir), 0);
@@ -181,21 +201,19 @@ static int teardown(void **state)
         closedir(d);
     }
     rmdir(g_dir);
+    cli_child_free(&g_run);
     return 0;
 }
 
 int main(void)
 {
-    g_bin = getenv("SWITCHSIM");
-    const char *root = getenv("SWITCHSIM_SOURCE_ROOT");
-    if (!g_bin || !root || chdir(root) != 0) {
-        fprintf(stderr, "test_train_cli: set SWITCHSIM and SWITCHSIM_SOURCE_ROOT\n");
-        return 1;
-    }
+    if (cli_child_enter_source_root() != 0)
+        return 1; /* the files the tests read are relative to the source root */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_cli_help),
         cmocka_unit_test(test_train_cli_usage_errors),
         cmocka_unit_test(test_train_cli_run_and_resume),
+        cmocka_unit_test(test_train_cli_record_routing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

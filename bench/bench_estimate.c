@@ -1,0 +1,147 @@
+/* This file implements bench_estimate, which measures the cost of `switchsim estimate` (the
+ * whole pipeline: plan, step program, collective lowering, timing engine) on full-scale runs:
+ * Switch-Base-128 on 32 TPU v3 cores and Switch-C-2048 on 2048 cores (a 1024-chip pod), each
+ * with the analytic and the SystemC engine. For each it runs the built command as a child
+ * process and prints the wall time, the child's peak resident memory (wait4's ru_maxrss,
+ * which covers the processes it waited for, e.g. the SystemC simulation child), and the
+ * predicted step time and examples/s read from its JSON output. A run that exceeds --timeout
+ * seconds is killed and reported as such.
+ * Invariants: prints to stdout only; never part of `meson test`.
+ */
+#define _DEFAULT_SOURCE /* wait4 */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *run;    /* configs/runs/<run>.yaml */
+    const char *engine; /* analytic | systemc */
+} bench_case;
+
+static const bench_case cases[] = {
+    {"switch-base-128-v3-32", "analytic"},
+    {"switch-base-128-v3-32", "systemc"},
+    {"switch-c-2048-v3-2048", "analytic"},
+    {"switch-c-2048-v3-2048", "systemc"},
+};
+
+typedef struct {
+    double wall_s, maxrss_mib;
+    int status;        /* exit status, -1 killed (timeout or signal) */
+    char out[1 << 16]; /* the child's stdout (the JSON result) */
+} child_result;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs argv with stdout to a file, waits at most timeout_s; fills r. */
+static int run_child(char *const argv[], double timeout_s, child_result *r)
+{
+    char path[] = "/tmp/bench_estimate_XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    const double t0 = now_s();
+    const pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fd, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    struct rusage ru;
+    int st = 0;
+    pid_t got = 0;
+    while ((got = wait4(pid, &st, WNOHANG, &ru)) == 0) {
+        if (now_s() - t0 > timeout_s)
+            kill(pid, SIGKILL);
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    r->wall_s = now_s() - t0;
+    r->maxrss_mib = got == pid ? (double)ru.ru_maxrss / 1024.0 : 0;
+    r->status = got == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    lseek(fd, 0, SEEK_SET);
+    const ssize_t n = read(fd, r->out, sizeof r->out - 1);
+    r->out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    return 0;
+}
+
+static void report(const bench_case *c, const child_result *r, double timeout_s)
+{
+    if (r->status != 0) {
+        printf("%-24s %-9s %10.2f %10.0f  %s\n", c->run, c->engine, r->wall_s, r->maxrss_mib,
+               r->status < 0 ? (r->wall_s >= timeout_s ? "killed at --timeout" : "killed")
+                             : "failed");
+        return;
+    }
+    json_error_t jerr;
+    json_t *o = json_loads(r->out, 0, &jerr);
+    const double step = o ? json_number_value(json_object_get(o, "step_seconds")) : 0;
+    const double eps = o ? json_number_value(json_object_get(o, "examples_per_second")) : 0;
+    const double ops = o ? json_number_value(json_object_get(o, "lowered_ops")) : 0;
+    printf("%-24s %-9s %10.2f %10.0f  step %.4f s, %.0f examples/s, %.3g ops\n", c->run,
+           c->engine, r->wall_s, r->maxrss_mib, step, eps, ops);
+    json_decref(o);
+}
+
+int main(int argc, char **argv)
+{
+    const char *exe = BENCH_SWITCHSIM, *root = BENCH_SOURCE_ROOT, *only = NULL;
+    double timeout_s = 600;
+    uint64_t packet_bytes = 0;
+    cli_opt opts[] = {
+        {"switchsim", CLI_OPT_STR, &exe, "PATH", "the switchsim binary", NULL, 0, 0, 0},
+        {"root", CLI_OPT_STR, &root, "DIR", "source tree (configs/runs/)", NULL, 0, 0, 0},
+        {"only", CLI_OPT_STR, &only, "RUN", "only the cases of this run", NULL, 0, 0, 0},
+        {"timeout", CLI_OPT_DOUBLE, &timeout_s, "S", "kill a run after S seconds", NULL, 1, 1e6,
+         0},
+        {"packet-bytes", CLI_OPT_U64, &packet_bytes, "N",
+         "pass --packet-bytes N (default: the estimate command's own)", NULL, 1, 1 << 30, 0},
+    };
+    cli_spec spec = {"bench_estimate [OPTIONS]",
+                     "Wall time and peak memory of `switchsim estimate` on Switch-Base-128 (32 "
+                     "cores)\nand Switch-C-2048 (2048 cores) with both engines.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL};
+    char *pos[argc];
+    int npos = 0;
+    const int prc = cli_parse(&spec, argc, argv, pos, &npos);
+    if (prc != CLI_PARSE_OK)
+        return prc == CLI_PARSE_HELP ? 0 : 2;
+    printf("%-24s %-9s %10s %10s  %s\n", "run", "engine", "wall_s", "maxrss_MiB", "result");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bench_case *c = &cases[i];
+        if (only && strcmp(only, c->run) != 0)
+            continue;
+        char run[4096], pkt[32];
+        snprintf(run, sizeof run, "%s/configs/runs/%s.yaml", root, c->run);
+        snprintf(pkt, sizeof pkt, "%llu", (unsigned long long)packet_bytes);
+        char *args[] = {(char *)exe, "estimate", "--run", run, "--engine", (char *)c->engine,
+                        "--format", "json", packet_bytes ? "--packet-bytes" : NULL, pkt, NULL};
+        static child_result r;
+        if (run_child(args, timeout_s, &r) != 0) {
+            fprintf(stderr, "bench_estimate: cannot run %s: %s\n", exe, strerror(errno));
+            return 1;
+        }
+        report(c, &r, timeout_s);
+        fflush(stdout);
+    }
+    return 0;
+}

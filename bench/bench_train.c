@@ -1,0 +1,271 @@
+/* This file implements bench_train, which measures functional training throughput: N steps
+ * of a small Switch model (configs/models/switch-tiny.yaml by default, and with --dense the
+ * same model with its Switch layers replaced by dense FFNs) through the real trainer,
+ * model_train_run of model/train.h (batch, forward, backward, gradient norm, Adafactor update,
+ * one metrics line), for each precision (fp32, bf16) and GEMM mode (fast, exact), printing
+ * tokens/s and the achieved GFLOP/s.
+ *
+ * Timing: the trainer's progress callback gives the loop's wall time after every step; the
+ * figure is taken between the end of step `warmup` and the end of step N - 1, so neither the
+ * first steps (allocation, page faults) nor the last (final metrics line, checkpoint) count;
+ * no evaluation runs (held-out fraction 0) and no checkpoint is due before the last step.
+ * Every configuration trains once per round, R rounds (so all see the same background load);
+ * the best and the median round are reported.
+ * tokens/s counts input (encoder) tokens, B * T_in per step, as results.json's tokens_per_s.
+ * FLOPs: model/count.h's train_matmul_flops_per_seq (3 x every executed matrix product of the
+ * forward, experts at k of E with no capacity padding, routers and attention products
+ * included) times B, per step; vector work is not counted. The OpenBLAS core and thread count
+ * are printed: they change fast-mode speed (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS).
+ * Invariants: prints to stdout only; writes only into a temporary directory it removes;
+ * never part of `meson test`.
+ */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "model/count.h"
+#include "model/model_cfg.h"
+#include "model/run_cfg.h"
+#include "model/train.h"
+
+enum { MAX_REPS = 50 };
+
+typedef struct {
+    const char *model, *corpus;
+    long batch, input_length, steps, warmup, reps;
+    int dense, precision, gemm, format;
+} bench_opts;
+
+static const char *const precision_choices[] = {"all", "fp32", "bf16", NULL};
+static const char *const gemm_choices[] = {"all", "fast", "exact", NULL};
+
+/* Wall time of the trainer's loop at the end of the steps the callback cares about. */
+typedef struct {
+    uint64_t first, last;  /* steps (updates applied) at which to read the clock */
+    double t_first, t_last;
+} step_clock;
+
+static void on_progress(void *ctx, const model_train_progress *p)
+{
+    step_clock *c = ctx;
+    if (p->step == c->first)
+        c->t_first = p->wall_s;
+    if (p->step == c->last)
+        c->t_last = p->wall_s;
+}
+
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        remove(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Trains steps of cfg and returns the timed seconds of steps warmup+1 .. steps-1 (< 0 on
+ * error, printed); *target_length receives the decoder length span corruption gives. */
+static double time_training(const model_cfg *cfg, const bench_opts *o, run_precision prec,
+                            sim_gemm_mode gemm, int *target_length)
+{
+    ss_err err = {0};
+    model_train_opts t;
+    memset(&t, 0, sizeof t);
+    if (run_train_cfg_defaults(&t.train, &err) != SS_OK) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return -1;
+    }
+    char dir[] = "/tmp/switchsim-bench-train-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("bench_train: mkdtemp");
+        return -1;
+    }
+    t.model = cfg;
+    t.train.precision = prec;
+    t.train.gemm = gemm;
+    t.train.eval_every = 0;
+    t.train.checkpoint_every = 0;
+    t.train.log_every = 1 << 30;
+    t.train.data.heldout_fraction = 0.0;
+    snprintf(t.train.data.corpus, sizeof t.train.data.corpus, "%s", o->corpus);
+    t.batch = (int)o->batch;
+    t.input_length = (int)o->input_length;
+    t.steps = (uint64_t)o->steps;
+    t.seed = 1;
+    t.denormals = BF16_DENORMALS_FLUSH;
+    t.out_dir = dir;
+    step_clock clk = {(uint64_t)o->warmup, (uint64_t)o->steps - 1, -1, -1};
+    t.progress = on_progress;
+    t.progress_ctx = &clk;
+    json_t *res = NULL;
+    ss_status st = model_train_run(&t, &res, &err);
+    if (st == SS_OK)
+        *target_length = (int)json_integer_value(json_object_get(res, "target_length"));
+    json_decref(res);
+    remove_dir(dir);
+    if (st != SS_OK) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return -1;
+    }
+    return clk.t_last - clk.t_first;
+}
+
+/* One configuration: the model and numerics, and its timed seconds per round. */
+typedef struct {
+    const model_cfg *cfg;
+    run_precision prec;
+    sim_gemm_mode gemm;
+    double secs[MAX_REPS];
+    int nsecs;
+    int target_length;
+} config;
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static json_t *result_row(config *c, const bench_opts *o)
+{
+    model_counts cnt;
+    ss_err err = {0};
+    if (model_count(c->cfg, o->input_length, c->target_length, &cnt, &err) != SS_OK) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return NULL;
+    }
+    qsort(c->secs, (size_t)c->nsecs, sizeof(double), cmp_double);
+    const double timed = (double)(o->steps - 1 - o->warmup);
+    const double best_s = c->secs[0] / timed, median_s = c->secs[c->nsecs / 2] / timed;
+    const double flops = (double)cnt.train_matmul_flops_per_seq * (double)o->batch;
+    const double tokens = (double)o->batch * (double)o->input_length;
+    json_t *r = json_object();
+    json_object_set_new(r, "model", json_string(c->cfg->name));
+    json_object_set_new(r, "precision", json_string(run_precision_name(c->prec)));
+    json_object_set_new(r, "gemm", json_string(sim_gemm_mode_name(c->gemm)));
+    json_object_set_new(r, "batch", json_integer(o->batch));
+    json_object_set_new(r, "input_length", json_integer(o->input_length));
+    json_object_set_new(r, "target_length", json_integer(c->target_length));
+    json_object_set_new(r, "timed_steps", json_integer((json_int_t)timed));
+    json_object_set_new(r, "reps", json_integer(c->nsecs));
+    json_object_set_new(r, "train_gflop_per_step", json_real(flops * 1e-9));
+    json_object_set_new(r, "step_ms_best", json_real(1e3 * best_s));
+    json_object_set_new(r, "step_ms_median", json_real(1e3 * median_s));
+    json_object_set_new(r, "tokens_per_s_best", json_real(tokens / best_s));
+    json_object_set_new(r, "tokens_per_s_median", json_real(tokens / median_s));
+    json_object_set_new(r, "gflops_best", json_real(flops * 1e-9 / best_s));
+    json_object_set_new(r, "gflops_median", json_real(flops * 1e-9 / median_s));
+    return r;
+}
+
+static int parse(bench_opts *o, int argc, char **argv)
+{
+    cli_opt opts[] = {
+        {"model", CLI_OPT_STR, &o->model, "FILE", "model config (a Switch model)", NULL, 0, 0,
+         0},
+        {"corpus", CLI_OPT_STR, &o->corpus, "PATH", "fortune file or directory", NULL, 0, 0, 0},
+        {"batch", CLI_OPT_INT, &o->batch, "B", "sequences per step", NULL, 1, 4096, 0},
+        {"input-length", CLI_OPT_INT, &o->input_length, "T", "input tokens per sequence", NULL,
+         8, 4096, 0},
+        {"steps", CLI_OPT_INT, &o->steps, "N", "training steps per configuration", NULL, 3,
+         100000, 0},
+        {"warmup", CLI_OPT_INT, &o->warmup, "W", "first steps left out of the timing", NULL, 0,
+         1000, 0},
+        {"reps", CLI_OPT_INT, &o->reps, "R",
+         "rounds; every configuration trains once per round (best and median reported)", NULL,
+         1, MAX_REPS, 0},
+        {"dense", CLI_OPT_FLAG, &o->dense, NULL,
+         "also the dense variant (every Switch layer a dense FFN of the same d_ff)", NULL, 0, 0,
+         0},
+        {"precision", CLI_OPT_CHOICE, &o->precision, NULL, "precisions to run",
+         precision_choices, 0, 0, 0},
+        {"gemm", CLI_OPT_CHOICE, &o->gemm, NULL, "GEMM modes to run", gemm_choices, 0, 0, 0},
+        {"format", CLI_OPT_CHOICE, &o->format, NULL, "output format", cli_format_choices, 0, 0,
+         0},
+    };
+    cli_spec spec = {
+        "bench_train [OPTIONS]",
+        "Training throughput of a small Switch model through the real trainer\n"
+        "(model_train_run: forward, backward, Adafactor), in tokens/s and achieved GFLOP/s\n"
+        "(model/count.h's executed matmul FLOPs x 3 per sequence), per precision and GEMM mode.",
+        opts,
+        (int)(sizeof opts / sizeof opts[0]),
+        0,
+        0,
+        "example:\n  bench_train --steps 20 --dense",
+    };
+    char *pos[argc];
+    int npos = 0;
+    return cli_parse(&spec, argc, argv, pos, &npos);
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o = {"configs/models/switch-tiny.yaml", "/usr/share/games/fortunes", 16, 128,
+                    12, 2, 3, 0, 0, 0, EMIT_TABLE};
+    const int p = parse(&o, argc, argv);
+    if (p != CLI_PARSE_OK)
+        return p == CLI_PARSE_HELP ? 0 : 2;
+    if (o.warmup >= o.steps - 1) {
+        fprintf(stderr, "bench_train: --warmup %ld leaves no timed step of %ld\n", o.warmup,
+                o.steps);
+        return 2;
+    }
+    ss_err err = {0};
+    model_cfg models[2];
+    if (model_cfg_load(&models[0], o.model, &err) != SS_OK) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return 1;
+    }
+    models[1] = models[0];
+    models[1].has_switch = 0;
+    memset(&models[1].sw, 0, sizeof models[1].sw);
+    snprintf(models[1].name, sizeof models[1].name, "%.*s-dense",
+             (int)(sizeof models[1].name - 7), models[0].name);
+    config cfgs[8];
+    int n = 0;
+    for (int m = 0; m < (o.dense ? 2 : 1); m++)
+        for (int pr = 0; pr < 2; pr++)
+            for (int g = 0; g < 2; g++)
+                if ((!o.precision || o.precision == pr + 1) && (!o.gemm || o.gemm == g + 1))
+                    cfgs[n++] = (config){&models[m], pr ? RUN_PRECISION_BF16 : RUN_PRECISION_FP32,
+                                         g ? SIM_GEMM_EXACT : SIM_GEMM_FAST, {0}, 0, 0};
+    for (long rep = 0; rep < o.reps; rep++)
+        for (int i = 0; i < n; i++) {
+            const double secs = time_training(cfgs[i].cfg, &o, cfgs[i].prec, cfgs[i].gemm,
+                                              &cfgs[i].target_length);
+            if (secs <= 0)
+                return 1;
+            cfgs[i].secs[cfgs[i].nsecs++] = secs;
+        }
+    json_t *rows = json_array();
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *r = result_row(&cfgs[i], &o);
+        failed |= !r;
+        if (r)
+            json_array_append_new(rows, r);
+    }
+    json_t *out = json_object();
+    json_object_set_new(out, "openblas_core", json_string(openblas_get_corename()));
+    json_object_set_new(out, "openblas_threads", json_integer(openblas_get_num_threads()));
+    json_object_set_new(out, "runs", rows);
+    const int bad = emit_result(stdout, out, (emit_format)o.format) != 0;
+    json_decref(out);
+    return failed || bad ? 1 : 0;
+}
