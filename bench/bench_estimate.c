@@ -5,7 +5,7 @@
  * process and prints the wall time, the child's peak resident memory (wait4's ru_maxrss,
  * which covers the processes it waited for, e.g. the SystemC simulation child), and the
  * predicted step time and examples/s read from its JSON output. A run that exceeds --timeout
- * seconds is killed and reported as such.
+ * seconds is killed with its whole process group and reported as such.
  * Invariants: prints to stdout only; never part of `meson test`.
  */
 #define _DEFAULT_SOURCE /* wait4 */
@@ -62,6 +62,7 @@ static int run_child(char *const argv[], double timeout_s, child_result *r)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: a timeout kills the SystemC child too */
         dup2(fd, STDOUT_FILENO);
         execv(argv[0], argv);
         _exit(127);
@@ -71,7 +72,7 @@ static int run_child(char *const argv[], double timeout_s, child_result *r)
     pid_t got = 0;
     while ((got = wait4(pid, &st, WNOHANG, &ru)) == 0) {
         if (now_s() - t0 > timeout_s)
-            kill(pid, SIGKILL);
+            kill(-pid, SIGKILL);
         nanosleep(&(struct timespec){0, 20000000}, NULL);
     }
     r->wall_s = now_s() - t0;

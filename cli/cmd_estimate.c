@@ -25,13 +25,20 @@
  *                          but a send or recv is in flight, including a recv waiting for its
  *                          peer) or idle (nothing runs). The three sum to step_seconds.
  *   comm_bytes             per collective kind, the bytes every core's buffer contributes,
- *                          summed over cores (model_stepgen_stats), and links_bytes the
+ *                          summed over cores (model_stepgen_stats), and comm_bytes.links the
  *                          payload the pod's links carried (a message crossing h links
  *                          counts h times); the busiest links are listed.
  *   memory_per_core        model_plan_memory_of: parameters, gradients, optimizer state,
  *                          activations (with or without rematerialisation), dispatch buffers.
  * Every figure is a prediction of the simulator. The chip preset may carry a calibration (one
  * free parameter, mxu_efficiency, sim/chip.h): the `note` field says which.
+ *
+ * Lowering at scale: before coll_program_lower the program is copied in collective rounds
+ * (every core's ops up to and including its next collective, core after core), so the members
+ * of a collective instance sit close together and the lowering holds a few schedules at a time;
+ * without it a 2048-core Switch-C program kept all 151 instances' schedules alive and ran out of
+ * memory. All-to-alls over more than EST_A2A_DIRECT_MAX ranks get the dimension-ordered
+ * algorithm (--a2a-algo scaled): a direct one has p(p-1) messages per instance.
  *
  * Calibration (--fit EX_PER_S): bisection on the chip's mxu_efficiency in (0, 1] until the
  * run gives EX_PER_S examples/s (relative error below FIT_TOL, at most FIT_STEPS engine
@@ -198,7 +205,8 @@ static int parse_opts(est_opts *o, int argc, char **argv)
         "  switchsim estimate --run configs/runs/switch-base-128-v3-32.yaml\n"
         "  switchsim estimate --run configs/runs/t5-base-v3-32.yaml --fit 1600 --format json\n"
         "  switchsim estimate --model configs/models/t5-large.yaml \\\n"
-        "      --pod configs/pods/tpu-v3-32.yaml --data 32 --batch 2048 --engine systemc",
+        "      --pod configs/pods/tpu-v3-32.yaml --data 32 --batch 2048 --microbatches 8 \\\n"
+        "      --engine systemc",
     };
     o->engine = SIM_ENGINE_ANALYTIC;
     o->format = EMIT_TABLE;

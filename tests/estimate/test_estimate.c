@@ -17,13 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 #include <math.h>
 
+#include "cli_child.h"
 #include "switchsim_config.h"
 
 #define T5_BASE "configs/runs/t5-base-v3-32.yaml"
@@ -40,77 +40,55 @@
  * figure (see the README's calibration section for the measured residual). */
 #define T5_LARGE_BAND 0.25
 
-typedef struct {
-    int status; /* exit status, or -1 if the command did not exit normally */
-    char out[1 << 17];
-    char err[1 << 13];
-} run_result;
-
 static char scratch[64];
 
-static const char *env_or_fail(const char *name)
+static const char *source_root(void)
 {
-    const char *v = getenv(name);
-    if (!v || !*v)
-        fail_msg("%s is not set (run through meson test)", name);
-    return v;
+    const char *root = cli_child_source_root();
+    if (!root)
+        fail_msg("SWITCHSIM_SOURCE_ROOT is not set (run through meson test)");
+    return root;
 }
 
-static void read_all(FILE *f, char *buf, size_t n)
-{
-    size_t used = fread(buf, 1, n - 1, f);
-    buf[used] = '\0';
-}
-
-/* Runs "cd $SWITCHSIM_SOURCE_ROOT && $SWITCHSIM estimate args". */
-static void run(run_result *r, const char *args)
-{
-    char errpath[128], cmd[8192];
-    snprintf(errpath, sizeof errpath, "%s/stderr", scratch);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' estimate %s 2>'%s'",
-             env_or_fail("SWITCHSIM_SOURCE_ROOT"), env_or_fail("SWITCHSIM"), args, errpath);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
-    const int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(errpath, "r");
-    assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
-    fclose(e);
-    printf("$ switchsim estimate %s\n  -> exit %d\n%.1500s\n%s", args, r->status, r->out, r->err);
-}
-
-/* Runs and checks the exit status and that the output contains every needle (NULL-ended). */
+/* Runs "estimate ARGS" and checks the exit status and that stdout or stderr contains every
+ * needle (NULL-terminated). */
 static void expect(int status, const char *args, ...)
 {
-    static run_result r;
-    run(&r, args);
-    assert_int_equal(r.status, status);
+    cli_child_result r = {0};
+    cli_child_run(&r, "estimate %s", args);
+    cli_child_print(&r, stdout, 1500);
+    const int ok = cli_child_expect_status(&r, status);
     va_list ap;
     va_start(ap, args);
-    for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+    const char *missing = NULL;
+    for (const char *n = va_arg(ap, const char *); n && ok && !missing; n = va_arg(ap, const char *))
         if (!strstr(r.err, n) && !strstr(r.out, n))
-            fail_msg("output lacks '%s'", n);
+            missing = n;
     va_end(ap);
+    cli_child_free(&r);
+    if (!ok)
+        fail_msg("exit status differs");
+    if (missing)
+        fail_msg("output lacks '%s'", missing);
 }
 
 /* Runs "estimate ARGS --format json" (printf-style) and parses stdout. */
 static json_t *run_json(const char *fmt, ...)
 {
-    static run_result r;
     char args[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args - 16, fmt, ap);
+    vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    strcat(args, " --format json");
-    run(&r, args);
-    assert_int_equal(r.status, 0);
-    json_error_t jerr;
-    json_t *o = json_loads(r.out, 0, &jerr);
-    if (!o)
-        fail_msg("stdout is not JSON: %s (line %d)", jerr.text, jerr.line);
+    cli_child_result r = {0};
+    json_t *o = cli_child_json(&r, "estimate %s --format json", args);
+    cli_child_print(&r, stdout, 600);
+    if (!o) {
+        printf("%s\n", r.why);
+        cli_child_free(&r);
+        fail_msg("estimate %s failed", args);
+    }
+    cli_child_free(&r);
     return o;
 }
 
@@ -299,7 +277,7 @@ static void test_estimate_flags_match_run_file(void **state)
 {
     (void)state;
     char path[256], text[1024];
-    const char *root = env_or_fail("SWITCHSIM_SOURCE_ROOT");
+    const char *root = source_root();
     snprintf(text, sizeof text,
              "kind: run\nname: small\nmodel: %s/configs/models/t5-base.yaml\n"
              "pod: %s/configs/pods/tpu-v3-8.yaml\n"
@@ -328,6 +306,25 @@ static void test_estimate_routing_skew_drops(void **state)
     assert_true(sub_num(u, "comm_bytes", "alltoallv") > 0);
     json_decref(u);
     json_decref(s);
+}
+
+/* --a2a-algo: every choice lowers the tiny Switch run (8 cores, a box of 2x2 chips); scaled
+ * keeps the program's own hint up to 64 ranks, so it equals `program` exactly there. */
+static void test_estimate_a2a_algo(void **state)
+{
+    (void)state;
+    static const char *const algos[] = {"scaled", "program", "direct", "dimorder"};
+    double step[4];
+    for (int i = 0; i < 4; i++) {
+        json_t *o = run_json("--run " TINY " --a2a-algo %s", algos[i]);
+        step[i] = num(o, "step_seconds");
+        assert_string_equal(json_string_value(json_object_get(o, "a2a_algo")), algos[i]);
+        assert_true(step[i] > 0);
+        json_decref(o);
+    }
+    printf("step: scaled %.9g program %.9g direct %.9g dimorder %.9g\n", step[0], step[1],
+           step[2], step[3]);
+    assert_close("scaled vs program on 8 ranks", step[0], step[1], 0);
 }
 
 #if SWITCHSIM_HAVE_SYSTEMC
@@ -365,7 +362,7 @@ static void test_estimate_impossible_layout(void **state)
              "pod: %s/configs/pods/tpu-v3-8.yaml\n"
              "plan: {data: 8}\nbatch: 64\ninput_length: 128\ntarget_length: 32\n"
              "steps: 1\nmode: estimate\n",
-             env_or_fail("SWITCHSIM_SOURCE_ROOT"), env_or_fail("SWITCHSIM_SOURCE_ROOT"));
+             source_root(), source_root());
     write_file(path, sizeof path, "bad-groups.yaml", text);
     char args[512];
     snprintf(args, sizeof args, "--run %s", path);
@@ -409,9 +406,7 @@ static void test_estimate_trace(void **state)
     char path[256], args[512];
     snprintf(path, sizeof path, "%s/trace.json", scratch);
     snprintf(args, sizeof args, "--run %s --trace %s", TINY, path);
-    static run_result r;
-    run(&r, args);
-    assert_int_equal(r.status, 0);
+    expect(0, args, NULL);
     json_error_t jerr;
     json_t *t = json_load_file(path, 0, &jerr);
     if (!t)
@@ -450,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_estimate_remat),
         cmocka_unit_test(test_estimate_flags_match_run_file),
         cmocka_unit_test(test_estimate_routing_skew_drops),
+        cmocka_unit_test(test_estimate_a2a_algo),
 #if SWITCHSIM_HAVE_SYSTEMC
         cmocka_unit_test(test_estimate_engines_agree),
 #endif
