@@ -16,9 +16,11 @@
  * Pairing is by (src, dst, tag) in order, and both sides list a pair's messages in step order,
  * so the k-th send pairs with the k-th recv.
  *
- * Auto: the algorithm chosen for a (kind, group, bytes, matrix) is remembered for the rest
- * of the program (the choice depends on nothing else), so repeated collectives cost one
- * schedule build each.
+ * Reuse: a step program repeats the same collective many times (every layer, microbatch and
+ * phase), so a built schedule and its message plan are shared by every instance with the
+ * same (kind, group, bytes, matrix, algorithm hint); up to BUILT_KEEP unused ones are kept,
+ * least recently used evicted first. The algorithm auto chose for a (kind, group, bytes,
+ * matrix) is remembered for the rest of the program (the choice depends on nothing else).
  *
  * Invariants: the lowered program has no collective op and validates whenever the input did;
  * ops that are not collectives keep their kind, fields, label, layer and phase, and their
@@ -212,13 +214,26 @@ ss_status coll_schedule_lower(const coll_schedule *s, sim_program *p, const int3
 
 /* ---- whole programs ----------------------------------------------------------------- */
 
+/* A built schedule and its message plan, shared by every instance with the same signature
+ * (kind, group, bytes, matrix, algorithm hint): a step program repeats the same collective
+ * many times (every layer, every microbatch), and building a large schedule is costly. */
+typedef struct {
+    sim_coll_kind kind;
+    int32_t group, matrix, algo_hint;
+    uint64_t bytes;
+    int32_t users;      /* instances being lowered with it now */
+    uint64_t last_use;  /* for evicting the least recently used unused entry */
+    coll_schedule s;
+    plan pl;
+} built;
+
+enum { BUILT_KEEP = 8 }; /* unused entries kept for reuse */
+
 /* One collective instance of the input program. */
 typedef struct {
     int32_t id;
     int32_t remaining;  /* members not lowered yet */
-    int built;
-    coll_schedule s;
-    plan pl;
+    int32_t entry;      /* index into lowering.built, -1 before the first member */
 } instance;
 
 /* The algorithm auto chose for a collective signature, so that later instances with the
@@ -240,6 +255,9 @@ typedef struct {
     int32_t ninst;
     choice *chosen;     /* [nchosen] */
     size_t nchosen, chosen_cap;
+    built *built;       /* [nbuilt] */
+    int32_t nbuilt, built_cap;
+    uint64_t clock;     /* instances started, for last_use */
 } lowering;
 
 static int cmp_inst(const void *a, const void *b)
@@ -263,7 +281,7 @@ static ss_status find_instances(lowering *L, ss_err *err)
         if (k && L->inst[k - 1].id == L->inst[i].id)
             L->inst[k - 1].remaining++;
         else
-            L->inst[k++] = (instance){.id = L->inst[i].id, .remaining = 1};
+            L->inst[k++] = (instance){.id = L->inst[i].id, .remaining = 1, .entry = -1};
     }
     L->ninst = k;
     return SS_OK;
@@ -293,7 +311,7 @@ static ss_status build_auto_cached(lowering *L, const sim_prog_coll *c, const co
     return SS_OK;
 }
 
-static ss_status build_instance(lowering *L, instance *it, int32_t opid, ss_err *err)
+static ss_status build_schedule(lowering *L, built *b, int32_t opid, ss_err *err)
 {
     const sim_prog_op *op = sim_program_op(L->in, opid);
     const sim_prog_coll *c = &op->coll;
@@ -312,21 +330,79 @@ static ss_status build_instance(lowering *L, instance *it, int32_t opid, ss_err 
         return ss_err_set(err, SS_ERR_RANGE,
                           "op %d (core %d): collective %d: unknown algorithm hint '%s'", opid,
                           op->core, c->id, hint);
-    ss_status st = a == COLL_ALGO_AUTO ? build_auto_cached(L, c, &d, &it->s, err)
-                                       : coll_schedule_build(&it->s, &d, a, err);
+    ss_status st = a == COLL_ALGO_AUTO ? build_auto_cached(L, c, &d, &b->s, err)
+                                       : coll_schedule_build(&b->s, &d, a, err);
     if (st != SS_OK) {
         ss_err_prefix(err, "op %d (core %d): collective %d", opid, op->core, c->id);
         return st;
     }
-    it->built = 1;
-    return plan_build(&it->pl, &it->s, err);
+    st = plan_build(&b->pl, &b->s, err);
+    if (st != SS_OK)
+        coll_schedule_free(&b->s);
+    return st;
 }
 
-static void instance_release(instance *it)
+static void built_free(built *b)
 {
-    coll_schedule_free(&it->s);
-    plan_free(&it->pl);
-    it->built = 0;
+    coll_schedule_free(&b->s);
+    plan_free(&b->pl);
+}
+
+/* Frees the least recently used unused entries beyond BUILT_KEEP (moving the last entry into
+ * a freed slot; instances refer to entries in use only, which never move). */
+static void evict(lowering *L)
+{
+    for (;;) {
+        int32_t unused = 0, oldest = -1;
+        for (int32_t i = 0; i < L->nbuilt; i++) {
+            if (L->built[i].users > 0)
+                continue;
+            unused++;
+            if (oldest < 0 || L->built[i].last_use < L->built[oldest].last_use)
+                oldest = i;
+        }
+        if (unused <= BUILT_KEEP)
+            return;
+        built_free(&L->built[oldest]);
+        const int32_t last = --L->nbuilt;
+        if (oldest != last) {
+            L->built[oldest] = L->built[last];
+            for (int32_t k = 0; k < L->ninst; k++)
+                if (L->inst[k].entry == last)
+                    L->inst[k].entry = oldest;
+        }
+    }
+}
+
+/* The entry for op opid's signature: an existing one, or a newly built one. */
+static ss_status entry_for(lowering *L, int32_t opid, int32_t *entry, ss_err *err)
+{
+    const sim_prog_coll *c = &sim_program_op(L->in, opid)->coll;
+    for (int32_t i = 0; i < L->nbuilt; i++) {
+        const built *b = &L->built[i];
+        if (b->kind == c->kind && b->group == c->group && b->matrix == c->matrix &&
+            b->bytes == c->bytes && b->algo_hint == c->algo) {
+            *entry = i;
+            return SS_OK;
+        }
+    }
+    if (L->nbuilt == L->built_cap) {
+        const int32_t cap = L->built_cap ? 2 * L->built_cap : 16;
+        built *n = realloc(L->built, (size_t)cap * sizeof *n);
+        if (!n)
+            return ss_err_set(err, SS_ERR_NOMEM, "out of memory");
+        L->built = n;
+        L->built_cap = cap;
+    }
+    built *b = &L->built[L->nbuilt];
+    memset(b, 0, sizeof *b);
+    *b = (built){.kind = (sim_coll_kind)c->kind, .group = c->group, .matrix = c->matrix,
+                 .algo_hint = c->algo, .bytes = c->bytes};
+    ss_status st = build_schedule(L, b, opid, err);
+    if (st != SS_OK)
+        return st;
+    *entry = L->nbuilt++;
+    return SS_OK;
 }
 
 /* The new ids of op i's dependencies, in deps_out (room for its ndeps). */
@@ -346,16 +422,19 @@ static ss_status lower_collective(lowering *L, int32_t i, const int32_t *deps, i
     instance key = {.id = op->coll.id};
     instance *it = bsearch(&key, L->inst, (size_t)L->ninst, sizeof *L->inst, cmp_inst);
     SS_ASSERT(it);
-    if (!it->built) {
-        ss_status st = build_instance(L, it, i, err);
+    if (it->entry < 0) {
+        ss_status st = entry_for(L, i, &it->entry, err);
         if (st != SS_OK)
             return st;
+        L->built[it->entry].users++;
+        L->built[it->entry].last_use = ++L->clock;
     }
+    const built *b = &L->built[it->entry];
     const int32_t rank = sim_program_group_rank(L->in, op->coll.group, op->core);
     int32_t n;
     const int32_t *cores = sim_program_group(L->in, op->coll.group, &n);
     int32_t last;
-    ss_status st = emit_rank(&it->pl, rank, L->out, cores, COLL_TAG_BASE + op->coll.id, deps,
+    ss_status st = emit_rank(&b->pl, rank, L->out, cores, COLL_TAG_BASE + op->coll.id, deps,
                              nd, &last, err);
     if (st == SS_OK && last < 0) { /* no message: an empty hbm op joins the dependencies */
         last = sim_program_add_hbm(L->out, op->core, 0, 0, 0, deps, nd);
@@ -363,8 +442,11 @@ static ss_status lower_collective(lowering *L, int32_t i, const int32_t *deps, i
             st = sim_program_status(L->out, err);
     }
     L->map[i] = last;
-    if (--it->remaining == 0)
-        instance_release(it);
+    if (--it->remaining == 0) {
+        L->built[it->entry].users--;
+        it->entry = -1;
+        evict(L);
+    }
     return st;
 }
 
@@ -429,7 +511,7 @@ ss_status coll_program_lower(const sim_program *in, const sim_topo *topo, const 
     ss_status st = sim_program_status(in, err);
     if (st != SS_OK)
         return st;
-    lowering L = {in, topo, c, out, NULL, NULL, 0, NULL, 0, 0};
+    lowering L = {.in = in, .topo = topo, .cost = c, .out = out};
     st = sim_program_init(out, in->ncores, err);
     if (st != SS_OK)
         return st;
@@ -440,9 +522,9 @@ ss_status coll_program_lower(const sim_program *in, const sim_topo *topo, const 
         st = find_instances(&L, err);
     if (st == SS_OK)
         st = lower_all(&L, err);
-    for (int32_t k = 0; k < L.ninst; k++)
-        if (L.inst[k].built)
-            instance_release(&L.inst[k]);
+    for (int32_t k = 0; k < L.nbuilt; k++)
+        built_free(&L.built[k]);
+    free(L.built);
     free(L.inst);
     free(L.map);
     free(L.chosen);
