@@ -19,7 +19,6 @@
  * Invariants: prints to stdout only; writes only into a temporary directory it removes;
  * never part of `meson test`.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
 #include "model/train.h"
+#include "common/fileio.h"
 
 enum { MAX_REPS = 50 };
 
@@ -59,23 +59,6 @@ static void on_progress(void *ctx, const model_train_progress *p)
         c->t_first = p->wall_s;
     if (p->step == c->last)
         c->t_last = p->wall_s;
-}
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* Trains steps of cfg and returns the timed seconds of steps warmup+1 .. steps-1 (< 0 on
@@ -117,7 +100,7 @@ static double time_training(const model_cfg *cfg, const bench_opts *o, run_preci
     if (st == SS_OK)
         *target_length = (int)json_integer_value(json_object_get(res, "target_length"));
     json_decref(res);
-    remove_dir(dir);
+    file_remove_tree(dir);
     if (st != SS_OK) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
         return -1;

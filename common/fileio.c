@@ -6,9 +6,11 @@
  */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -123,4 +125,28 @@ ss_status file_read_all(const char *path, size_t max_bytes, char **data, size_t 
     *data = buf;
     *len = n;
     return SS_OK;
+}
+
+int file_remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            char child[4096];
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) <
+                    (int)sizeof child)
+                    file_remove_tree(child);
+            }
+            closedir(d);
+        }
+        return rmdir(path) == 0 ? 0 : -1;
+    }
+    return remove(path) == 0 ? 0 : -1;
 }

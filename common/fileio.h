@@ -28,6 +28,10 @@ void file_atomic_abort(file_atomic *a);
 
 /* Writes len bytes to path atomically. */
 ss_status file_write_atomic(const char *path, const void *data, size_t len, ss_err *err);
+/* Removes path: a file, or a directory with everything under it (symbolic links are removed,
+ * not followed). Best effort: returns 0 when path no longer exists, -1 otherwise. */
+int file_remove_tree(const char *path);
+
 /* Reads the whole of path (at most max_bytes) into a NUL-terminated malloc'd buffer. */
 ss_status file_read_all(const char *path, size_t max_bytes, char **data, size_t *len,
                         ss_err *err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -128,6 +129,26 @@ static void test_fileio_read_limit(void **state)
     free(data);
 }
 
+static void test_fileio_remove_tree(void **state)
+{
+    (void)state;
+    char top[300], sub[320], file[340];
+    ss_err err;
+    snprintf(top, sizeof top, "%s/tree", dir);
+    snprintf(sub, sizeof sub, "%s/sub", top);
+    snprintf(file, sizeof file, "%s/leaf.txt", sub);
+    assert_int_equal(mkdir(top, 0700), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(file_write_atomic(file, "x", 1, &err), SS_OK);
+    assert_int_equal(file_remove_tree(top), 0);
+    assert_int_not_equal(access(top, F_OK), 0);
+    assert_int_equal(file_remove_tree(top), 0); /* already gone */
+    snprintf(file, sizeof file, "%s/single.txt", dir);
+    assert_int_equal(file_write_atomic(file, "y", 1, &err), SS_OK);
+    assert_int_equal(file_remove_tree(file), 0);
+    assert_int_not_equal(access(file, F_OK), 0);
+}
+
 static void test_status_prefix_and_truncation(void **state)
 {
     (void)state;
@@ -166,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_fileio_commit_leaves_no_temporary),
         cmocka_unit_test(test_fileio_errors_name_the_path),
         cmocka_unit_test(test_fileio_read_limit),
+        cmocka_unit_test(test_fileio_remove_tree),
         cmocka_unit_test(test_status_prefix_and_truncation),
         cmocka_unit_test(test_status_mul_size_overflow),
     };

@@ -8,7 +8,6 @@
  * Invariants: runs in the source root (SWITCHSIM_SOURCE_ROOT) with the binary at $SWITCHSIM,
  * in temporary directories that it removes; asserts no wall-clock time.
  */
-#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 #include <jansson.h>
 
 #include "cli_child.h"
+#include "common/fileio.h"
 
 static cli_child_result g_run; /* the last run: g_run.out is its stdout, g_run.err its stderr */
 
@@ -61,30 +61,6 @@ static void make_tmpdir(char *dir, size_t n)
 {
     snprintf(dir, n, "/tmp/switchsim-study-XXXXXX");
     assert_non_null(mkdtemp(dir));
-}
-
-/* Removes dir and everything under it (two levels: the study's layout). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        remove(dir);
-        return;
-    }
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            remove_tree(p);
-        else
-            remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 static json_t *load_json(const char *dir, const char *name)
@@ -180,7 +156,7 @@ static void test_study_short_run(void **state)
     expect_in(md, "# Selective precision study");
     expect_in(md, "(b) bf16 including the router");
     expect_in(md, "router disagreement, mean");
-    remove_tree(dir);
+    file_remove_tree(dir);
 }
 
 /* ---- the summary rules on hand-written metrics ------------------------------------------- */
@@ -250,7 +226,7 @@ static void test_study_summary_rules(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "steps")), 1);
     assert_true(json_is_null(json_object_get(c, "final_heldout_loss")));
     json_decref(s);
-    remove_tree(dir);
+    file_remove_tree(dir);
 }
 
 static void test_study_errors(void **state)
@@ -269,7 +245,7 @@ static void test_study_errors(void **state)
     expect_in(g_run.err, "metrics.jsonl");
     expect_status(study("precision --help"), 0);
     expect_in(g_run.out, "switchsim study precision --out DIR");
-    remove_tree(dir);
+    file_remove_tree(dir);
 }
 
 int main(void)

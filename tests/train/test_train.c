@@ -44,24 +44,6 @@ static void make_tmpdir(char *dir, size_t n)
     assert_non_null(mkdtemp(dir));
 }
 
-/* Removes the plain files of dir, then dir. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -177,7 +159,7 @@ static void test_train_ckpt_round_trip(void **state)
     /* the restored stream continues exactly as the saved one */
     rng_state a = f->h.rng, b = got.rng;
     assert_true(rng_normal(&a) == rng_normal(&b) && rng_next_u64(&a) == rng_next_u64(&b));
-    remove_tree(f->dir);
+    file_remove_tree(f->dir);
     free(f);
 }
 
@@ -201,7 +183,7 @@ static void test_train_ckpt_atomic(void **state)
     snprintf(bad, sizeof bad, "%s/missing-dir/checkpoint.bin", f->dir);
     assert_int_equal(model_ckpt_write(bad, &f->h, f->params, f->state, &err), SS_ERR_IO);
     assert_int_equal(count_entries(f->dir), 1);
-    remove_tree(f->dir);
+    file_remove_tree(f->dir);
     free(f);
 }
 
@@ -229,7 +211,7 @@ static void test_train_ckpt_flipped_byte(void **state)
         assert_int_equal(ckpt_fixture_read(f, &f->h, &err), SS_ERR_DATA);
         expect_msg(&err, "checksum check failed");
         expect_msg(&err, "corrupt");
-        remove_tree(f->dir);
+        file_remove_tree(f->dir);
         free(f);
     }
 }
@@ -252,7 +234,7 @@ static void test_train_ckpt_truncated(void **state)
         expect_msg(&err, check[i]);
         if (keep[i] >= 12)
             expect_msg(&err, "truncated");
-        remove_tree(f->dir);
+        file_remove_tree(f->dir);
         free(f);
     }
 }
@@ -275,7 +257,7 @@ static void test_train_ckpt_wrong_magic_and_version(void **state)
     poke(f->path, 12, 0x01);    /* header bytes 256 -> 257 */
     assert_int_equal(ckpt_fixture_read(f, &f->h, &err), SS_ERR_DATA);
     expect_msg(&err, "header size check failed: expected 256 header bytes, got 257");
-    remove_tree(f->dir);
+    file_remove_tree(f->dir);
     free(f);
 }
 
@@ -322,7 +304,7 @@ static void test_train_ckpt_mismatch(void **state)
     want.tokens = 0;
     want.wall_seconds = 0;
     assert_int_equal(ckpt_fixture_read(f, &want, &err), SS_OK);
-    remove_tree(f->dir);
+    file_remove_tree(f->dir);
     free(f);
 }
 
@@ -515,7 +497,7 @@ static train_fixture *train_fixture_new(void)
 
 static void train_fixture_free(train_fixture *f)
 {
-    remove_tree(f->dir);
+    file_remove_tree(f->dir);
     free(f);
 }
 
