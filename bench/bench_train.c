@@ -16,6 +16,13 @@
  * forward, experts at k of E with no capacity padding, routers and attention products
  * included) times B, per step; vector work is not counted. The OpenBLAS core and thread count
  * are printed: they change fast-mode speed (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS).
+ * Distributed rows (--cores P > 1, default 8): the same model, batch and numerics trained by
+ * the functional distributed trainer of model/dtrain.h on P simulated cores (one thread per
+ * core; tokens through all-to-allv, gradients through an all-reduce, per-core optimizer
+ * updates), stepped directly with model_dtrain_step on the same data and timed over the same
+ * steps; the simulated step time is not computed there (it is a separate, optional cost of
+ * `switchsim train --distributed`). Both row kinds run on the same host CPUs, so the ratio
+ * is the cost of simulating P cores' worth of work, threads and data movement on them.
  * Invariants: prints to stdout only; writes only into a temporary directory it removes;
  * never part of `meson test`.
  */
@@ -23,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -30,6 +38,8 @@
 
 #include "cli/cli.h"
 #include "model/count.h"
+#include "model/data.h"
+#include "model/dtrain.h"
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
 #include "model/train.h"
@@ -39,7 +49,7 @@ enum { MAX_REPS = 50 };
 
 typedef struct {
     const char *model, *corpus;
-    long batch, input_length, steps, warmup, reps;
+    long batch, input_length, steps, warmup, reps, cores;
     int dense, precision, gemm, format;
 } bench_opts;
 
@@ -108,11 +118,101 @@ static double time_training(const model_cfg *cfg, const bench_opts *o, run_preci
     return clk.t_last - clk.t_first;
 }
 
-/* One configuration: the model and numerics, and its timed seconds per round. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The distributed steps of one configuration (data loaded, trainer built). */
+typedef struct {
+    model_data_corpus corpus;
+    model_data ds;
+    model_dtrain *d;
+    int data_ready;
+    int32_t *in, *tgt, *dec;
+    run_train_cfg tr;
+} dist_run;
+
+static ss_status dist_setup(dist_run *r, const model_cfg *cfg, const bench_opts *o,
+                            run_precision prec, sim_gemm_mode gemm, ss_err *err)
+{
+    ss_status st = run_train_cfg_defaults(&r->tr, err);
+    if (st != SS_OK)
+        return st;
+    r->tr.precision = prec;
+    r->tr.gemm = gemm;
+    r->tr.data.heldout_fraction = 0.0;
+    snprintf(r->tr.data.corpus, sizeof r->tr.data.corpus, "%s", o->corpus);
+    st = model_train_data_open(&r->corpus, &r->ds, &r->tr, (int)o->input_length, 0, 1, err);
+    if (st != SS_OK)
+        return st;
+    r->data_ready = 1;
+    const int T_out = r->ds.cfg.target_length;
+    const model_dtrain_cfg dc = {.model = cfg, .shape = {(int)o->batch, (int)o->input_length,
+                                                         T_out},
+                                 .nx = model_train_numerics(&r->tr, BF16_DENORMALS_FLUSH),
+                                 .cores = (int)o->cores, .train = &r->tr, .seed = 1};
+    if ((st = model_dtrain_init(&r->d, &dc, err)) != SS_OK)
+        return st;
+    r->in = calloc((size_t)(o->batch * o->input_length), sizeof(int32_t));
+    r->tgt = calloc((size_t)o->batch * (size_t)T_out, sizeof(int32_t));
+    r->dec = calloc((size_t)o->batch * (size_t)T_out, sizeof(int32_t));
+    if (!r->in || !r->tgt || !r->dec)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory for the batches");
+    return SS_OK;
+}
+
+static void dist_free(dist_run *r)
+{
+    model_dtrain_free(r->d);
+    free(r->in);
+    free(r->tgt);
+    free(r->dec);
+    if (r->data_ready)
+        model_data_free(&r->ds);
+    model_data_corpus_free(&r->corpus);
+}
+
+/* As time_training, on o->cores simulated cores through model_dtrain_step. */
+static double time_distributed(const model_cfg *cfg, const bench_opts *o, run_precision prec,
+                               sim_gemm_mode gemm, int *target_length)
+{
+    ss_err err = {0};
+    dist_run r;
+    memset(&r, 0, sizeof r);
+    ss_status st = dist_setup(&r, cfg, o, prec, gemm, &err);
+    const model_lr_schedule sched = run_train_schedule(&r.tr);
+    double t_first = now_s(), t_last = t_first;
+    for (long s = 0; st == SS_OK && s < o->steps; s++) {
+        st = model_data_batch(r.in, r.tgt, r.dec, &r.ds, MODEL_DATA_TRAIN, (uint64_t)s,
+                              (int)o->batch, &err);
+        if (st == SS_OK)
+            st = model_dtrain_step(r.d, r.in, r.dec, r.tgt, (uint64_t)s,
+                                   (float)model_lr_at(&sched, (uint64_t)s), NULL, &err);
+        if (s + 1 == o->warmup)
+            t_first = now_s();
+        if (s + 1 == o->steps - 1)
+            t_last = now_s();
+    }
+    if (st == SS_OK)
+        *target_length = r.ds.cfg.target_length;
+    dist_free(&r);
+    if (st != SS_OK) {
+        fprintf(stderr, "bench_train: %ld cores: %s\n", o->cores, err.msg);
+        return -1;
+    }
+    return t_last - t_first;
+}
+
+/* One configuration: the model, numerics and cores (1: model_train_run), and its timed
+ * seconds per round. */
 typedef struct {
     const model_cfg *cfg;
     run_precision prec;
     sim_gemm_mode gemm;
+    int cores;
     double secs[MAX_REPS];
     int nsecs;
     int target_length;
@@ -141,6 +241,7 @@ static json_t *result_row(config *c, const bench_opts *o)
     json_object_set_new(r, "model", json_string(c->cfg->name));
     json_object_set_new(r, "precision", json_string(run_precision_name(c->prec)));
     json_object_set_new(r, "gemm", json_string(sim_gemm_mode_name(c->gemm)));
+    json_object_set_new(r, "cores", json_integer(c->cores));
     json_object_set_new(r, "batch", json_integer(o->batch));
     json_object_set_new(r, "input_length", json_integer(o->input_length));
     json_object_set_new(r, "target_length", json_integer(c->target_length));
@@ -172,6 +273,9 @@ static int parse(bench_opts *o, int argc, char **argv)
         {"reps", CLI_OPT_INT, &o->reps, "R",
          "rounds; every configuration trains once per round (best and median reported)", NULL,
          1, MAX_REPS, 0},
+        {"cores", CLI_OPT_INT, &o->cores, "P",
+         "also train each configuration on P simulated cores (model/dtrain.h); 1: not", NULL,
+         1, 1024, 0},
         {"dense", CLI_OPT_FLAG, &o->dense, NULL,
          "also the dense variant (every Switch layer a dense FFN of the same d_ff)", NULL, 0, 0,
          0},
@@ -185,12 +289,13 @@ static int parse(bench_opts *o, int argc, char **argv)
         "bench_train [OPTIONS]",
         "Training throughput of a small Switch model through the real trainer\n"
         "(model_train_run: forward, backward, Adafactor), in tokens/s and achieved GFLOP/s\n"
-        "(model/count.h's executed matmul FLOPs x 3 per sequence), per precision and GEMM mode.",
+        "(model/count.h's executed matmul FLOPs x 3 per sequence), per precision and GEMM mode,\n"
+        "on one device and on --cores simulated cores (the distributed trainer).",
         opts,
         (int)(sizeof opts / sizeof opts[0]),
         0,
         0,
-        "example:\n  bench_train --steps 20 --dense",
+        "example:\n  bench_train --steps 20 --dense\n  bench_train --cores 8 --precision bf16 --gemm fast",
     };
     char *pos[argc];
     int npos = 0;
@@ -200,7 +305,7 @@ static int parse(bench_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
     bench_opts o = {"configs/models/switch-tiny.yaml", "/usr/share/games/fortunes", 16, 128,
-                    12, 2, 3, 0, 0, 0, EMIT_TABLE};
+                    12, 2, 3, 8, 0, 0, 0, EMIT_TABLE};
     const int p = parse(&o, argc, argv);
     if (p != CLI_PARSE_OK)
         return p == CLI_PARSE_HELP ? 0 : 2;
@@ -220,18 +325,24 @@ int main(int argc, char **argv)
     memset(&models[1].sw, 0, sizeof models[1].sw);
     snprintf(models[1].name, sizeof models[1].name, "%.*s-dense",
              (int)(sizeof models[1].name - 7), models[0].name);
-    config cfgs[8];
+    config cfgs[16];
     int n = 0;
     for (int m = 0; m < (o.dense ? 2 : 1); m++)
         for (int pr = 0; pr < 2; pr++)
             for (int g = 0; g < 2; g++)
-                if ((!o.precision || o.precision == pr + 1) && (!o.gemm || o.gemm == g + 1))
-                    cfgs[n++] = (config){&models[m], pr ? RUN_PRECISION_BF16 : RUN_PRECISION_FP32,
-                                         g ? SIM_GEMM_EXACT : SIM_GEMM_FAST, {0}, 0, 0};
+                for (int dist = 0; dist < (o.cores > 1 ? 2 : 1); dist++)
+                    if ((!o.precision || o.precision == pr + 1) && (!o.gemm || o.gemm == g + 1))
+                        cfgs[n++] = (config){&models[m],
+                                             pr ? RUN_PRECISION_BF16 : RUN_PRECISION_FP32,
+                                             g ? SIM_GEMM_EXACT : SIM_GEMM_FAST,
+                                             dist ? (int)o.cores : 1, {0}, 0, 0};
     for (long rep = 0; rep < o.reps; rep++)
         for (int i = 0; i < n; i++) {
-            const double secs = time_training(cfgs[i].cfg, &o, cfgs[i].prec, cfgs[i].gemm,
-                                              &cfgs[i].target_length);
+            const config *c = &cfgs[i];
+            const double secs =
+                c->cores > 1
+                    ? time_distributed(c->cfg, &o, c->prec, c->gemm, &cfgs[i].target_length)
+                    : time_training(c->cfg, &o, c->prec, c->gemm, &cfgs[i].target_length);
             if (secs <= 0)
                 return 1;
             cfgs[i].secs[cfgs[i].nsecs++] = secs;

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "common/bf16.h"
+#include "model/dtrain.h"
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
 #include "model/train.h"
@@ -31,8 +32,8 @@
 
 typedef struct {
     const char *model, *run, *out, *seed, *record_routing;
-    long steps, eval_every;
-    int resume, force, format;
+    long steps, eval_every, time_every;
+    int resume, force, format, distributed;
 } train_cli;
 
 static int parse_opts(train_cli *o, int argc, char **argv)
@@ -61,6 +62,12 @@ static int parse_opts(train_cli *o, int argc, char **argv)
          "write the routing histogram of the steps run (per Switch layer, the fraction of "
          "tokens whose first choice is each expert) for switchsim estimate --routing hist:FILE",
          NULL, 0, 0, 0},
+        {"distributed", CLI_OPT_FLAG, &o->distributed, NULL,
+         "train on the run's plan: its data ways as simulated cores (expert + data parallel; "
+         "needs --run)", NULL, 0, 0, 0},
+        {"time-every", CLI_OPT_INT, &o->time_every, "N",
+         "--distributed: time the step program on the pod every N steps and the last", NULL, 1,
+         1 << 30, 0},
         {"format", CLI_OPT_CHOICE, &o->format, NULL, "summary format", cli_format_choices, 0, 0,
          0},
     };
@@ -77,7 +84,15 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         "and prints a summary. A DIR that holds a checkpoint is refused unless --resume (which\n"
         "continues it bit for bit, keeping metrics lines up to the checkpoint's step and\n"
         "dropping later ones) or --force (which starts afresh). Same seed, same results, bit for\n"
-        "bit. A progress bar is drawn on stderr when it is a terminal.",
+        "bit. A progress bar is drawn on stderr when it is a terminal.\n"
+        "With --distributed the run trains on its plan's cores (plan.data simulated cores,\n"
+        "plan.model 1): each core holds the dense parameters and num_experts / cores experts\n"
+        "and trains its batch / cores sequences with real values; tokens travel to their\n"
+        "experts through all-to-allv and gradients through an all-reduce (the collectives\n"
+        "module), and every step's program is timed on the pod with that step's routing\n"
+        "(analytic engine): metrics lines carry sim_step_s next to the real losses. It starts\n"
+        "from step 0 and writes metrics.jsonl and results.json (no evaluation, checkpoints or\n"
+        "--resume).",
         opts,
         (int)(sizeof opts / sizeof opts[0]),
         0,
@@ -86,7 +101,9 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         "  switchsim train --model configs/models/switch-tiny.yaml \\\n"
         "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny\n"
         "  switchsim train --model configs/models/switch-tiny.yaml \\\n"
-        "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny --resume --steps 600",
+        "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny --resume --steps 600\n"
+        "  switchsim train --model configs/models/switch-tiny-nodrop.yaml \\\n"
+        "      --run configs/runs/switch-tiny-dp8.yaml --distributed --out runs/dp8",
     };
     char *pos[argc];
     int npos = 0;
@@ -239,9 +256,62 @@ static int train_and_report(model_train_opts *t, int format)
     return CLI_EXIT_OK;
 }
 
+/* ---- distributed ------------------------------------------------------------------------ */
+
+static json_t *dist_summary_json(const json_t *res)
+{
+    static const char *const top[] = {"model", "run", "pod", "cores", "seed", "steps",
+                                      "nparams", "tokens_per_s", "sim_examples_per_s",
+                                      "wall_s", "out_dir"};
+    json_t *s = json_object();
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        copy_member(s, top[i], res, top[i]);
+    copy_member(s, "train_loss", json_object_get(res, "final"), "train_loss");
+    copy_member(s, "train_accuracy", json_object_get(res, "final"), "train_accuracy");
+    copy_member(s, "sim_step_s", json_object_get(res, "sim_step_s"), "mean");
+    return s;
+}
+
+/* The run on its plan's cores, training --model (as the single-device trainer does). */
+static int train_distributed(run_cfg *run, const model_cfg *model, const train_cli *c,
+                             const model_train_opts *t)
+{
+    if (!c->run) {
+        cli_error("train", "--distributed needs --run: the plan and pod come from the run");
+        return CLI_EXIT_USAGE;
+    }
+    if (c->resume) {
+        cli_error("train", "--distributed starts from step 0: --resume is not supported");
+        return CLI_EXIT_USAGE;
+    }
+    run->model = *model;
+    run->seed = t->seed;
+    run->train = t->train;
+    ss_err err = {0};
+    json_t *versions = cli_versions_json();
+    const model_dtrain_run_opts o = {.run = run, .steps = t->steps, .out_dir = c->out,
+                                     .versions = versions, .time_every = (int)c->time_every};
+    json_t *res = NULL;
+    ss_status st = model_dtrain_run(&o, &res, &err);
+    json_decref(versions);
+    if (st != SS_OK) {
+        cli_error("train", "%s", err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    json_t *summary = dist_summary_json(res);
+    const int wrote = emit_result(stdout, summary, (emit_format)c->format);
+    json_decref(summary);
+    json_decref(res);
+    if (wrote != 0) {
+        cli_error("train", "cannot write the summary to stdout");
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    train_cli c = {.out = "train-out", .eval_every = -1, .format = EMIT_TABLE};
+    train_cli c = {.out = "train-out", .eval_every = -1, .format = EMIT_TABLE, .time_every = 1};
     const int p = parse_opts(&c, argc, argv);
     if (p == CLI_PARSE_HELP)
         return CLI_EXIT_OK;
@@ -263,5 +333,7 @@ int cmd_train(int argc, char **argv)
     const int bad = settings(&t, &run, &model, &c);
     if (bad)
         return bad;
+    if (c.distributed)
+        return train_distributed(&run, &model, &c, &t);
     return train_and_report(&t, c.format);
 }

@@ -105,6 +105,7 @@ struct model_t5_state {
     /* the last forward */
     int have_forward;
     float p;                  /* dropout rate it used */
+    float daux;               /* weight of the routing losses in the running backward */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -679,7 +680,17 @@ static ss_status switch_forward(model_t5 *m, sub *s, int training, rng_state *r,
     model_switch_acts_bind(&l->acts, l->mem, plan);
     l->training = training;
     model_switch_stats ss;
-    ss_status e = model_switch_forward(s->out, &l->acts, &ss, s->ln, &w, plan, r, &m->nx, err);
+    const model_t5_experts_hook *h = m->experts_hook;
+    ss_status e;
+    if (!h) {
+        e = model_switch_forward(s->out, &l->acts, &ss, s->ln, &w, plan, r, &m->nx, err);
+    } else {
+        e = model_switch_route_forward(&l->acts, &ss, s->ln, w.wr, plan, r, &m->nx, err);
+        if (e == SS_OK)
+            e = h->experts_forward(h->ctx, s->sw, &l->acts, plan, &w, r, &m->nx, err);
+        if (e == SS_OK)
+            model_switch_combine_forward(s->out, &l->acts, plan, &m->nx);
+    }
     if (e == SS_OK)
         record_switch(st, s->sw, &ss, plan);
     return e;
@@ -871,11 +882,21 @@ static ss_status switch_backward(model_t5 *m, sub *s, float *dinp, const float *
 {
     struct model_t5_state *st = m->st;
     swl *l = &st->sw[s->sw];
+    const model_switch_plan *plan = &l->plan[l->training];
+    const float daux = st->daux;
     model_switch_weights w, dw;
     model_switch_weights_bind(&w, P(m, s->w[0]), &st->spec);
     model_switch_weights_bind(&dw, G(m, s->w[0]), &st->spec);
-    return model_switch_backward(dinp, &dw, dout, 1.0f, 1.0f, &l->acts, &w,
-                                 &l->plan[l->training], &m->nx, err);
+    const model_t5_experts_hook *h = m->experts_hook;
+    if (!h)
+        return model_switch_backward(dinp, &dw, dout, daux, daux, &l->acts, &w, plan, &m->nx,
+                                     err);
+    model_switch_combine_backward(&l->acts, dout, plan);
+    ss_status e = h->experts_backward(h->ctx, s->sw, &l->acts, plan, &w, &dw, &m->nx, err);
+    if (e == SS_OK)
+        e = model_switch_route_backward(dinp, dw.wr, daux, daux, &l->acts, w.wr, plan, &m->nx,
+                                        err);
+    return e;
 }
 
 /* dx: on entry the gradient of x_out; on return that of x_in. */
@@ -937,6 +958,11 @@ static ss_status stack_backward(model_t5 *m, int d, const float *dfin, ss_err *e
 
 ss_status model_t5_backward(model_t5 *m, ss_err *err)
 {
+    return model_t5_backward_weighted(m, 1.0f, 1.0f, err);
+}
+
+ss_status model_t5_backward_weighted(model_t5 *m, float dloss, float daux, ss_err *err)
+{
     SS_ASSERT(m && m->st);
     struct model_t5_state *st = m->st;
     const model_cfg *c = &m->cfg;
@@ -945,7 +971,8 @@ ss_status model_t5_backward(model_t5 *m, ss_err *err)
                           "to differentiate");
     const size_t Nd = rows_of(m, 1), C = (size_t)c->d_model, V = (size_t)c->vocab_size;
     memset(st->dlogits, 0, Nd * V * sizeof(float));
-    model_xent_backward(st->dlogits, st->logits, st->targets, Nd, V, m->pad_id, 1.0f);
+    st->daux = daux;
+    model_xent_backward(st->dlogits, st->logits, st->targets, Nd, V, m->pad_id, dloss);
     float *dfin = st->d_ln; /* free until the first sublayer backward */
     memset(dfin, 0, Nd * C * sizeof(float));
     const size_t head = c->tied_embeddings ? st->wte : st->lm_head;

@@ -134,6 +134,7 @@
 #include "model/linear.h"
 #include "model/model_cfg.h"
 #include "model/optim.h"
+#include "model/switch_layer.h"
 
 /* Shapes of one forward/backward call. */
 typedef struct {
@@ -172,6 +173,26 @@ typedef struct {
 
 struct model_t5_state; /* activations, scratch and layout: private to t5.c */
 
+/* Delegation of the Switch layers' expert phase (model/dtrain.h: the experts live on other
+ * cores). With a hook, a Switch layer's forward runs model_switch_route_forward, then
+ * experts_forward (which must fill acts->ye for every kept row of acts->xe, as
+ * model_switch_experts_forward does), then model_switch_combine_forward; its backward runs
+ * model_switch_combine_backward, then experts_backward (which must fill acts->dxe for every
+ * kept row from acts->dye and add the expert weight gradients wherever the experts live),
+ * then model_switch_route_backward: the same sequence as model_switch_forward/backward.
+ * layer is the Switch layer index (encoder then decoder); w and dw are the calling model's
+ * bindings of that layer's parameters and gradients. */
+typedef struct {
+    ss_status (*experts_forward)(void *ctx, int layer, model_switch_acts *acts,
+                                 const model_switch_plan *plan, const model_switch_weights *w,
+                                 rng_state *r, const model_numerics *nx, ss_err *err);
+    ss_status (*experts_backward)(void *ctx, int layer, model_switch_acts *acts,
+                                  const model_switch_plan *plan, const model_switch_weights *w,
+                                  const model_switch_weights *dw, const model_numerics *nx,
+                                  ss_err *err);
+    void *ctx;
+} model_t5_experts_hook;
+
 typedef struct model_t5 {
     model_cfg cfg;
     model_t5_shape shape;
@@ -183,6 +204,8 @@ typedef struct model_t5 {
     size_t ntensors;
     int32_t pad_id;         /* padding token: masks and the loss ignore it */
     struct model_t5_state *st;
+    const model_t5_experts_hook *experts_hook; /* NULL (model_t5_init's value): the experts
+                                                  run here; else delegated (see above) */
 } model_t5;
 
 /* Allocates the parameters (zero), gradients (zero), tensor list and activations for calls of
@@ -207,6 +230,12 @@ ss_status model_t5_forward(model_t5 *m, const int32_t *inputs, const int32_t *de
 /* grads += d total / d params for the last successful forward (SS_ERR_USAGE if there is
  * none). The backward does not change the saved activations: it may be called again. */
 ss_status model_t5_backward(model_t5 *m, ss_err *err);
+/* model_t5_backward with weights: grads += d (dloss * loss + daux * (aux_loss + z_loss)) /
+ * d params, as model_xent_backward's dloss and model_switch_backward's daux = dz take them.
+ * A data-parallel replica that holds n_c of the batch's n non-pad targets and 1/N of its
+ * routing groups passes dloss = n_c / n and daux = 1 / N, so that the sum of the replicas'
+ * gradients is the gradient of the whole batch's total. model_t5_backward is (1, 1). */
+ss_status model_t5_backward_weighted(model_t5 *m, float dloss, float daux, ss_err *err);
 void model_t5_zero_grad(model_t5 *m);
 void model_t5_free(model_t5 *m);
 

@@ -72,13 +72,18 @@ static double wall_total(const trainer *t)
 
 /* ---- settings ---------------------------------------------------------------------------- */
 
+model_numerics model_train_numerics(const run_train_cfg *train, bf16_denormals denormals)
+{
+    model_numerics nx = train->precision == RUN_PRECISION_BF16
+                            ? model_numerics_bf16(denormals)
+                            : model_numerics_fp32();
+    nx.gemm.mode = train->gemm;
+    return nx;
+}
+
 static model_numerics numerics_of(const model_train_opts *o)
 {
-    model_numerics nx = o->train.precision == RUN_PRECISION_BF16
-                            ? model_numerics_bf16(o->denormals)
-                            : model_numerics_fp32();
-    nx.gemm.mode = o->train.gemm;
-    return nx;
+    return model_train_numerics(&o->train, o->denormals);
 }
 
 static json_t *json_u64(uint64_t v)
@@ -122,24 +127,33 @@ uint64_t model_train_settings_hash(const model_train_opts *o, int target_length,
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
+ss_status model_train_data_open(model_data_corpus *corpus, model_data *ds,
+                                const run_train_cfg *train, int input_length,
+                                int target_length, uint64_t seed, ss_err *err)
+{
+    const char *path = train->data.corpus;
+    ss_status st = model_data_corpus_load(corpus, &path, 1, err);
+    if (st != SS_OK)
+        return st;
+    model_data_cfg dc = model_data_cfg_t5(input_length, target_length, seed);
+    dc.heldout_fraction = train->data.heldout_fraction;
+    dc.noise_density = train->data.noise_density;
+    dc.mean_span = train->data.mean_span;
+    st = model_data_init(ds, corpus, &dc, err);
+    if (st != SS_OK) {
+        model_data_corpus_free(corpus);
+        ss_err_prefix(err, "data from %s", path);
+    }
+    return st;
+}
+
 static ss_status open_data(trainer *t, ss_err *err)
 {
     const model_train_opts *o = t->o;
-    const char *path = o->train.data.corpus;
-    ss_status st = model_data_corpus_load(&t->corpus, &path, 1, err);
-    if (st != SS_OK)
-        return st;
-    model_data_cfg dc = model_data_cfg_t5(o->input_length, o->target_length, o->seed);
-    dc.heldout_fraction = o->train.data.heldout_fraction;
-    dc.noise_density = o->train.data.noise_density;
-    dc.mean_span = o->train.data.mean_span;
-    st = model_data_init(&t->ds, &t->corpus, &dc, err);
-    if (st != SS_OK) {
-        ss_err_prefix(err, "data from %s", path);
-        return st;
-    }
-    t->data_ready = 1;
-    return SS_OK;
+    ss_status st = model_train_data_open(&t->corpus, &t->ds, &o->train, o->input_length,
+                                         o->target_length, o->seed, err);
+    t->data_ready = st == SS_OK;
+    return st;
 }
 
 /* n * size zeroed bytes, or NULL (also on size overflow). */

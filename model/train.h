@@ -67,6 +67,8 @@
 
 #include "common/bf16.h"
 #include "common/status.h"
+#include "model/data.h"
+#include "model/linear.h"
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
 
@@ -131,6 +133,18 @@ ss_status model_train_run(const model_train_opts *o, json_t **results, ss_err *e
  * lengths, optimizer kind and settings, schedule, clip_norm, heldout fraction, span
  * corruption settings and the corpus bytes (not its path). eval/checkpoint/log cadence is
  * left out: it never changes the trajectory. */
+/* Additions shared with the distributed trainer (model/dtrain.h): */
+/* The numerics a train: mapping asks for (precision, gemm mode), with the chip's denormal
+ * policy for bf16. */
+model_numerics model_train_numerics(const run_train_cfg *train, bf16_denormals denormals);
+/* Loads train->data.corpus and sets up span corruption (model_data_cfg_t5 with the
+ * mapping's heldout fraction, noise density and mean span) for input_length and
+ * target_length (0: what span corruption yields) with the data seed. On failure nothing is
+ * left to free. */
+ss_status model_train_data_open(model_data_corpus *corpus, model_data *ds,
+                                const run_train_cfg *train, int input_length,
+                                int target_length, uint64_t seed, ss_err *err);
+
 uint64_t model_train_settings_hash(const model_train_opts *o, int target_length,
                                    const uint8_t *corpus, size_t corpus_bytes);
 
