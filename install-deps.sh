@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages switchsim needs to build and test. This list is the only
 # place the packages are named: README.md and .ci/run both call this script.
-#   ./install-deps.sh            required packages
-#   ./install-deps.sh --optional also Open MPI (distributed sweeps)
+#   ./install-deps.sh            everything the build and the whole test suite use
+#   ./install-deps.sh --minimal  only what the core build needs (optional features and the
+#                               tests that need them are then skipped)
 set -euo pipefail
 
-packages=(
+core=(
   meson ninja-build pkg-config gcc g++   # build
   libopenblas-dev                        # fast fp32 GEMM behind the matrix-unit model
   libsystemc-dev                         # discrete-event engine (C++17 shim)
@@ -14,12 +15,18 @@ packages=(
   libjansson-dev                         # JSON results
   fortunes                               # English text corpus for training (span corruption)
 )
-optional=(libopenmpi-dev openmpi-bin)
+extras=(
+  protobuf-c-compiler libprotobuf-c-dev  # Chakra execution traces (feature 'chakra')
+  libopenmpi-dev openmpi-bin             # sweeps across MPI ranks (feature 'mpi')
+  libxml2-dev                            # tests: well-formedness of report SVG/HTML
+  chromium fonts-dejavu-core             # tests: reports rendered in a headless browser
+)
 
-if [[ "${1:-}" == "--optional" ]]; then
-  packages+=("${optional[@]}")
+packages=("${core[@]}" "${extras[@]}")
+if [[ "${1:-}" == "--minimal" ]]; then
+  packages=("${core[@]}")   # builds and tests without Chakra, MPI and the browser checks
 elif [[ $# -gt 0 ]]; then
-  echo "usage: $0 [--optional]" >&2
+  echo "usage: $0 [--minimal]" >&2
   exit 2
 fi
 

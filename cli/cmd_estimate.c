@@ -32,6 +32,22 @@
  *                          activations (with or without rematerialisation), dispatch buffers.
  * Every figure is a prediction of the simulator. The chip preset may carry a calibration (one
  * free parameter, mxu_efficiency, sim/chip.h): the `note` field says which.
+ * Reports: the JSON result (--format json, and the file --results writes atomically) also
+ * carries "detail" (cli/estimate_detail.h: the time breakdown per layer, every link, the
+ * expert load, roofline points) and the keys scaling curves need (num_experts, chips,
+ * link_bandwidth_bytes_per_s, ...); `switchsim report` draws them. Tables omit the detail.
+ *
+ * Collectives (--comm): `lowered` replaces every collective by its send/recv schedule on the
+ * torus (coll_program_lower) and the engine simulates every message of every instance, with
+ * the contention between them; `isolated` simulates each DISTINCT collective once, alone on
+ * the pod, with the same engine (collectives/coll_price.h: same kind, bytes, matrix and
+ * algorithm, group equal up to a torus translation), and the engine then runs each instance
+ * as one op per member that begins when the last member is ready and lasts the measured time,
+ * adding the measured per-link load (sim/engine.h, "priced collectives"). Isolation ignores
+ * contention between overlapping collectives and with other traffic, and lets no member start
+ * before the others. `auto` (the default) is lowered up to EST_COMM_LOWERED_MAX cores, so the
+ * calibration runs (32 cores) are unchanged, and isolated above: a 2048-core Switch-C step is
+ * 51.7 M ops lowered, 5.5 M isolated. lowered_ops is the number of ops the engine ran.
  *
  * Lowering at scale: before coll_program_lower the program is copied in collective rounds
  * (every core's ops up to and including its next collective, core after core), so the members
@@ -57,8 +73,11 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli/estimate_detail.h"
 #include "collectives/coll.h"
+#include "collectives/coll_price.h"
 #include "common/cfg.h"
+#include "common/fileio.h"
 #include "model/count.h"
 #include "model/plan.h"
 #include "model/run_cfg.h"
@@ -67,6 +86,7 @@
 #include "sim/pod.h"
 #include "sim/program.h"
 #include "sim/topo.h"
+#include "estimate_program.h"
 #include "sim_trace.h"
 #include "traces/chrome_trace.h"
 
@@ -78,6 +98,11 @@ enum { A2A_SCALED = 0, A2A_PROGRAM, A2A_DIRECT, A2A_DIMORDER };
  * all-to-all's p(p-1) messages (4.2 million for 2048 cores, per instance) make the lowered
  * program too large to simulate, and dimorder's p(c-1 + sum of line lengths - dims) are used. */
 enum { EST_A2A_DIRECT_MAX = 64 };
+/* --comm: how collectives are priced (see "Collectives" in the file comment). */
+static const char *const comm_choices[] = {"auto", "lowered", "isolated", NULL};
+enum { COMM_AUTO = 0, COMM_LOWERED, COMM_ISOLATED };
+/* Largest pod that --comm auto prices lowered (every message simulated); above it isolated. */
+enum { EST_COMM_LOWERED_MAX = 256 };
 
 /* Packets of estimates: large enough that the SystemC engine simulates a 2048-core step in
  * seconds (see bench/RESULTS.md), small against the messages that dominate a step. */
@@ -88,8 +113,11 @@ enum { FIT_STEPS = 60 };
 
 typedef struct {
     const char *run_path, *model_path, *pod_path, *routing, *trace_path;
+    const char *results_path; /* --results: the full JSON result (with "detail") */
+    cli_trace_opts trace;     /* --trace-chips, --trace-layers, --trace-bins */
     long data, model_ways, batch, input_length, target_length, microbatches;
     int engine, format, remat, no_overlap, exact_counts, grad_bf16, a2a;
+    int comm;              /* COMM_*: --comm */
     uint64_t packet_bytes;
     double mxu_efficiency; /* 0: the chip's own */
     double fit;            /* 0: no fit; else the examples/s to fit mxu_efficiency to */
@@ -118,8 +146,12 @@ typedef struct {
     sim_program prog;      /* lowered: the program the engine runs */
     sim_result res;
     int has_res;
+    int isolated;          /* collectives priced in isolation (--comm), prog keeps them */
+    coll_prices prices;    /* when isolated: the price of every collective */
+    int has_prices;
     int fit_steps;         /* engine runs of the bisection (0: no fit) */
     est_split split;
+    cli_coll_kinds coll;   /* kind of every collective id, for the detail */
 } est_run;
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -172,11 +204,22 @@ static int parse_opts(est_opts *o, int argc, char **argv)
          "all-to-all algorithm: scaled (the program's, i.e. the collectives module's auto, up "
          "to 64 ranks; dimorder above), program, direct or dimorder",
          a2a_choices, 0, 0, 0},
+        {"comm", CLI_OPT_CHOICE, &o->comm, NULL,
+         "how collectives are priced: lowered (every message of every instance simulated in "
+         "the step), isolated (each distinct collective simulated once alone on the pod, then "
+         "one op per member: ignores contention between collectives and with other traffic) or "
+         "auto (lowered up to 256 cores, isolated above)",
+         comm_choices, 0, 0, 0},
         {"packet-bytes", CLI_OPT_U64, &o->packet_bytes, "N",
          "packet size messages are cut into", NULL, 1, 1 << 30, 0},
         {"trace", CLI_OPT_STR, &o->trace_path, "FILE",
          "also write a Chrome trace-event JSON of the step (https://ui.perfetto.dev)", NULL, 0,
          0, 0},
+        CLI_TRACE_OPTIONS(&o->trace),
+        {"results", CLI_OPT_STR, &o->results_path, "FILE",
+         "also write the full JSON result, with the report detail (time breakdown per layer, "
+         "every link, expert load, roofline; see switchsim report), atomically to FILE",
+         NULL, 0, 0, 0},
         {"top", CLI_OPT_INT, &o->top, "N", "list the N busiest links", NULL, 1, 1000000, 0},
         {"format", CLI_OPT_CHOICE, &o->format, NULL, "output format", cli_format_choices, 0, 0,
          0},
@@ -217,6 +260,7 @@ static int parse_opts(est_opts *o, int argc, char **argv)
     o->target_length = 114;
     o->routing = "uniform";
     o->top = 5;
+    o->trace.bins = CLI_TRACE_BINS_DEFAULT;
     char *pos[argc];
     int npos = 0;
     return cli_parse(&spec, argc, argv, pos, &npos);
@@ -358,8 +402,11 @@ static int load_routing(est_run *e, const est_opts *o)
     return CLI_EXIT_OK;
 }
 
-/* The algorithm --a2a-algo gives all-to-all(v) op id of p, or -1 to keep the op's hint. */
-static int a2a_override(const sim_program *p, int32_t id, const sim_topo *topo, int mode)
+/* The algorithm --a2a-algo gives all-to-all(v) op id of p, or -1 to keep the op's hint.
+ * box[g] caches whether group g is a box of the torus (-1: not known yet); every member of
+ * every instance asks, and coll_group_grid is linear in the group. */
+static int a2a_override(const sim_program *p, int32_t id, const sim_topo *topo, int mode,
+                        signed char *box)
 {
     const sim_prog_op *op = sim_program_op(p, id);
     if (op->kind != SIM_OP_COLLECTIVE ||
@@ -373,9 +420,13 @@ static int a2a_override(const sim_program *p, int32_t id, const sim_topo *topo, 
         return -1;
     int32_t n = 0;
     const int32_t *cores = sim_program_group(p, op->coll.group, &n);
-    int ext[COLL_GRID_DIMS];
-    return n > EST_A2A_DIRECT_MAX && coll_group_grid(topo, cores, n, ext) ? COLL_ALGO_DIMORDER
-                                                                           : -1;
+    if (n <= EST_A2A_DIRECT_MAX)
+        return -1;
+    if (box[op->coll.group] < 0) {
+        int ext[COLL_GRID_DIMS];
+        box[op->coll.group] = (signed char)coll_group_grid(topo, cores, n, ext);
+    }
+    return box[op->coll.group] ? COLL_ALGO_DIMORDER : -1;
 }
 
 /* A copy of a program in collective rounds (see reorder): the tables of `in` re-interned in
@@ -385,6 +436,7 @@ typedef struct {
     const sim_program *in;
     int32_t *str, *grp, *mat; /* string, group and matrix ids of in -> ids of out */
     int32_t *newid;           /* [in nops] id of the copy, -1 before it is made */
+    signed char *box;         /* [in groups] a2a_override's cache */
     int32_t *deps;            /* [ndeps_cap] */
     int32_t ndeps_cap;
     int32_t hint[COLL_ALGO_COUNT]; /* string id of each algorithm name in out */
@@ -396,6 +448,7 @@ static void copier_free(copier *k)
     free(k->grp);
     free(k->mat);
     free(k->newid);
+    free(k->box);
     free(k->deps);
 }
 
@@ -410,10 +463,12 @@ static ss_status copier_init(copier *k, sim_program *out, const sim_program *in,
     k->grp = malloc(((size_t)ng + 1) * sizeof *k->grp);
     k->mat = malloc(((size_t)nm + 1) * sizeof *k->mat);
     k->newid = malloc(((size_t)in->nops + 1) * sizeof *k->newid);
-    if (!k->str || !k->grp || !k->mat || !k->newid)
+    k->box = malloc((size_t)ng + 1);
+    if (!k->str || !k->grp || !k->mat || !k->newid || !k->box)
         return ss_err_set(err, SS_ERR_NOMEM, "out of memory copying the step program");
     for (int32_t i = 0; i < ns; i++)
         k->str[i] = sim_program_intern(out, sim_program_string(in, i));
+    memset(k->box, -1, (size_t)ng + 1);
     for (int32_t i = 0; i < ng; i++) {
         int32_t n = 0;
         const int32_t *cores = sim_program_group(in, i, &n);
@@ -511,7 +566,7 @@ static ss_status reorder(copier *k, const sim_topo *topo, int mode, ss_err *err)
             const int32_t *ops = sim_program_core_ops(in, c, &n);
             while (cursor[c] < n && !failed) {
                 const int32_t id = ops[cursor[c]++];
-                k->newid[id] = copy_op(k, id, a2a_override(in, id, topo, mode));
+                k->newid[id] = copy_op(k, id, a2a_override(in, id, topo, mode, k->box));
                 failed = k->newid[id] < 0;
                 left--;
                 if (sim_program_op(in, id)->kind == SIM_OP_COLLECTIVE)
@@ -555,11 +610,22 @@ static ss_status lower(est_run *e, sim_program *generated, const est_opts *o, ss
     e->collectives = 0;
     for (int32_t i = 0; i < generated->nops; i++)
         e->collectives += sim_program_op(generated, i)->kind == SIM_OP_COLLECTIVE;
+    ss_status kst = cli_detail_coll_kinds(&e->coll, generated, err);
+    if (kst != SS_OK) {
+        sim_program_free(generated);
+        return kst;
+    }
     sim_program ready;
     ss_status st = prepare_for_lowering(&ready, generated, &e->topo, o->a2a, err);
     sim_program_free(generated); /* only the copy is needed from here on */
     if (st != SS_OK)
         return st;
+    e->isolated = o->comm == COMM_ISOLATED ||
+                  (o->comm == COMM_AUTO && e->run.pod.cores > EST_COMM_LOWERED_MAX);
+    if (e->isolated) { /* the engine prices the collectives as they are */
+        e->prog = ready;
+        return SS_OK;
+    }
     const coll_cost cost = coll_cost_of_chip(&e->run.pod.chip, (uint32_t)o->packet_bytes);
     st = coll_program_lower(&ready, &e->topo, &cost, &e->prog, err);
     sim_program_free(&ready);
@@ -567,9 +633,12 @@ static ss_status lower(est_run *e, sim_program *generated, const est_opts *o, ss
 }
 
 /* Counts, routing model, step program, lowering. */
-static int build_program(est_run *e, const est_opts *o)
+/* Counts and the generated step program, collectives not lowered (*generated is left freed
+ * on failure); -1 after a message. */
+static int generate(est_run *e, const est_opts *o, sim_program *generated)
 {
     ss_err err = {0};
+    memset(generated, 0, sizeof *generated);
     if (model_count(&e->run.model, e->run.input_length, e->run.target_length, &e->counts,
                     &err) != SS_OK) {
         cli_error("estimate", "%s: %s", e->run.name, err.msg);
@@ -579,12 +648,22 @@ static int build_program(est_run *e, const est_opts *o)
                                    .overlap_grad_reduce = !o->no_overlap,
                                    .exact_counts = o->exact_counts,
                                    .grad_bf16 = o->grad_bf16};
+    if (model_stepgen_build(generated, &e->stats, &e->plan, &e->run, &e->routing, &so, &err) !=
+        SS_OK) {
+        sim_program_free(generated);
+        cli_error("estimate", "%s: step program: %s", e->run.name, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int build_program(est_run *e, const est_opts *o)
+{
+    ss_err err = {0};
     sim_program generated;
-    memset(&generated, 0, sizeof generated);
-    ss_status st = model_stepgen_build(&generated, &e->stats, &e->plan, &e->run, &e->routing,
-                                       &so, &err);
-    if (st == SS_OK)
-        st = lower(e, &generated, o, &err);
+    if (generate(e, o, &generated) != 0)
+        return -1;
+    ss_status st = lower(e, &generated, o, &err);
     sim_program_free(&generated);
     if (st != SS_OK) {
         cli_error("estimate", "%s: step program: %s", e->run.name, err.msg);
@@ -604,7 +683,18 @@ static ss_status simulate(est_run *e, const est_opts *o, int record, ss_err *err
     e->has_res = 0;
     const sim_engine_cfg cfg = {&e->run.pod.chip, &e->topo, (uint32_t)o->packet_bytes, record,
                                 record && o->trace_path != NULL};
-    ss_status st = sim_engine_run((sim_engine_kind)o->engine, &e->prog, &cfg, &e->res, err);
+    ss_status st = SS_OK;
+    if (e->isolated && !e->has_prices) { /* once: the prices do not depend on the chip's MXU */
+        const coll_cost cost = coll_cost_of_chip(&e->run.pod.chip, (uint32_t)o->packet_bytes);
+        sim_engine_cfg pcfg = cfg;
+        pcfg.record_links = o->trace_path != NULL; /* a fit's runs come before the last one */
+        st = coll_prices_build(&e->prices, &e->prog, &e->topo, &cost,
+                               (sim_engine_kind)o->engine, &pcfg, err);
+        e->has_prices = st == SS_OK;
+    }
+    if (st == SS_OK)
+        st = sim_engine_run_priced((sim_engine_kind)o->engine, &e->prog, &cfg,
+                                   e->isolated ? &e->prices.table : NULL, &e->res, err);
     e->has_res = st == SS_OK;
     return st;
 }
@@ -822,6 +912,11 @@ static json_t *run_json(const est_run *e, const est_opts *o)
     set_int(j, "program_ops", e->program_ops);
     set_int(j, "program_collectives", e->collectives);
     set_int(j, "lowered_ops", e->prog.nops);
+    set_str(j, "comm", e->isolated ? "isolated" : "lowered");
+    if (e->isolated) {
+        set_int(j, "distinct_collectives", e->prices.nprices);
+        set_int(j, "isolated_lowered_ops", (long long)e->prices.lowered_ops);
+    }
     return j;
 }
 
@@ -943,6 +1038,43 @@ static json_t *result_json(const est_run *e, const est_opts *o)
     return j;
 }
 
+/* Adds the report detail (cli/estimate_detail.h) to j as "detail"; -1 after printing. */
+static int add_detail(json_t *j, const est_run *e)
+{
+    const cli_detail_in in = {&e->prog,        &e->res,     &e->topo,
+                              &e->run,         &e->plan,    &e->routing,
+                              &e->coll,        e->split.core};
+    json_t *d = NULL;
+    ss_err err = {0};
+    if (cli_detail_json(&d, &in, &err) != SS_OK) {
+        cli_error("estimate", "%s: detail: %s", e->run.name, err.msg);
+        return -1;
+    }
+    json_object_set_new(j, "detail", d);
+    return 0;
+}
+
+/* Writes j as JSON to path atomically; -1 after printing. */
+static int write_results(const json_t *j, const char *path)
+{
+    file_atomic a;
+    ss_err err = {0};
+    if (file_atomic_open(&a, path, &err) != SS_OK) {
+        cli_error("estimate", "--results: %s", err.msg);
+        return -1;
+    }
+    if (emit_result(a.f, j, EMIT_JSON) != 0) {
+        file_atomic_abort(&a);
+        cli_error("estimate", "--results: cannot write %s", path);
+        return -1;
+    }
+    if (file_atomic_commit(&a, &err) != SS_OK) {
+        cli_error("estimate", "--results: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static int emit(const est_run *e, const est_opts *o)
 {
     json_t *j = result_json(e, o);
@@ -950,6 +1082,15 @@ static int emit(const est_run *e, const est_opts *o)
         cli_error("estimate", "out of memory building the result");
         return CLI_EXIT_FAIL;
     }
+    cli_detail_add_scaling(j, &e->run, &e->plan, &e->topo);
+    const int detail = o->format == EMIT_JSON || o->results_path;
+    if ((detail && add_detail(j, e) != 0) ||
+        (o->results_path && write_results(j, o->results_path) != 0)) {
+        json_decref(j);
+        return CLI_EXIT_FAIL;
+    }
+    if (o->format != EMIT_JSON)
+        json_object_del(j, "detail"); /* tables stay readable */
     const int bad = emit_result(stdout, j, (emit_format)o->format) != 0;
     json_decref(j);
     if (bad) {
@@ -963,8 +1104,11 @@ static int emit(const est_run *e, const est_opts *o)
 
 static void est_free(est_run *e)
 {
+    cli_detail_coll_kinds_free(&e->coll);
     if (e->has_res)
         sim_result_free(&e->res);
+    if (e->has_prices)
+        coll_prices_free(&e->prices);
     sim_program_free(&e->prog);
     if (e->has_routing && e->routing.kind == MODEL_ROUTING_HISTOGRAM)
         model_routing_free(&e->routing);
@@ -988,13 +1132,16 @@ int cmd_estimate(int argc, char **argv)
     const int prc = parse_opts(&o, argc, argv);
     if (prc == CLI_PARSE_HELP)
         return CLI_EXIT_OK;
-    if (prc != CLI_PARSE_OK || check_run_source(&o) != 0)
+    cli_trace_select sel;
+    if (prc != CLI_PARSE_OK || check_run_source(&o) != 0 ||
+        cli_trace_select_parse(&sel, &o.trace, o.trace_path, "estimate") != 0)
         return CLI_EXIT_USAGE;
     chrome_trace tr;
     ss_err err = {0};
     /* opened first, so an unwritable path fails before a long estimate */
     if (o.trace_path && chrome_trace_open(&tr, o.trace_path, &err) != SS_OK) {
         cli_error("estimate", "%s", err.msg);
+        cli_trace_select_free(&sel);
         return CLI_EXIT_FAIL;
     }
     est_run *e = calloc(1, sizeof *e);
@@ -1004,12 +1151,36 @@ int cmd_estimate(int argc, char **argv)
     if (rc == CLI_EXIT_OK)
         rc = estimate(e, &o) == 0 ? emit(e, &o) : CLI_EXIT_FAIL;
     if (o.trace_path && rc == CLI_EXIT_OK)
-        rc = cli_trace_write(&tr, &e->topo, &e->prog, &e->res, "estimate") == 0 ? CLI_EXIT_OK
-                                                                                : CLI_EXIT_FAIL;
+        rc = cli_trace_write(&tr, &e->topo, &e->prog, &e->res, &sel, "estimate") == 0
+                 ? CLI_EXIT_OK
+                 : CLI_EXIT_FAIL;
     else if (o.trace_path)
         chrome_trace_abort(&tr);
+    cli_trace_select_free(&sel);
     if (e)
         est_free(e);
+    free(e);
+    return rc;
+}
+
+/* cli/estimate_program.h: load, plan and generate with estimate's default options. */
+int cli_estimate_program(const char *run_path, sim_program *out)
+{
+    est_opts o;
+    memset(&o, 0, sizeof o);
+    o.run_path = run_path;
+    o.routing = "uniform";
+    memset(out, 0, sizeof *out);
+    est_run *e = calloc(1, sizeof *e);
+    if (!e) {
+        cli_error("estimate", "out of memory");
+        return -1;
+    }
+    int rc = load_routing(e, &o) == CLI_EXIT_OK && load_run(e, &o) == 0 && make_plan(e) == 0 &&
+                     generate(e, &o, out) == 0
+                 ? 0
+                 : -1;
+    est_free(e);
     free(e);
     return rc;
 }

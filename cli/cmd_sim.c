@@ -2,8 +2,9 @@
  * pod with the analytic or the SystemC timing engine (sim/engine.h) and prints the makespan,
  * the link-load lower bound, per-unit busy fractions of the cores (all of them for small
  * programs; min/mean/max over cores plus the N busiest for big ones) and the N busiest links;
- * --trace also writes a Chrome trace-event JSON file (traces/chrome_trace.h) with one process
- * per chip, one thread per unit of each of its cores and one per outgoing link.
+ * --trace also writes a Chrome trace-event JSON file (cli/sim_trace.h: one process per chip,
+ * threads per unit and network lane of each core and per outgoing link, link-utilisation
+ * counters, dispatch flows), optionally restricted to some chips and layers.
  *
  * Invariants: see cli.h for exit statuses: bad options are usage errors (2); a pod or program
  * that cannot be loaded, a program with more cores than the pod, a program the engine cannot
@@ -31,6 +32,7 @@ static const char *const engine_choices[] = {"analytic", "systemc", NULL}; /* ki
 
 typedef struct {
     const char *pod_path, *program_path, *trace_path;
+    cli_trace_opts trace;
     int engine, format;
     uint64_t packet_bytes;
     long top;
@@ -62,6 +64,7 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         {"trace", CLI_OPT_STR, &o->trace_path, "FILE",
          "also write a Chrome trace-event JSON (open in https://ui.perfetto.dev)", NULL, 0, 0,
          0},
+        CLI_TRACE_OPTIONS(&o->trace),
         {"format", CLI_OPT_CHOICE, &o->format, NULL, "output format", cli_format_choices, 0, 0,
          0},
         {"top", CLI_OPT_INT, &o->top, "N",
@@ -93,10 +96,14 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         "their algorithm (the op's algo= hint, or auto: the fastest predicted on this pod)\n"
         "before the engine runs; see 'switchsim collective --help' for the algorithms.\n\n"
         "Trace (--trace): one process per chip; threads 'core C <unit>' carry the ops (named by\n"
-        "label, or by kind), 'link ...' threads the links' busy windows (windows that overlap,\n"
+        "label, or by kind; sends and recvs overlap, so they spread over lanes 'core C net',\n"
+        "'core C net 2', ...), 'link ...' threads the links' busy windows (windows that overlap,\n"
         "as contention-free flows can in the analytic engine, merge into one slice that counts\n"
-        "its messages), and 'load ...' counters the number of windows open on a link at once\n"
-        "(above 1: flows the analytic engine lets share a link without slowing down).",
+        "its messages), 'util ...' counters each link's busy fraction per time bin\n"
+        "(--trace-bins), and 'dispatch' flow arrows run from every message that delivers\n"
+        "tokens to a Switch layer's experts to the expert matmul it feeds. --trace-chips and\n"
+        "--trace-layers keep the trace small on big pods (links: of the selected chips, cut to\n"
+        "the time span of the selected layers' ops).",
         opts,
         (int)(sizeof opts / sizeof opts[0]),
         0,
@@ -105,12 +112,15 @@ static int parse_opts(sim_opts *o, int argc, char **argv)
         "  switchsim sim --pod configs/pods/tpu-v3-8.yaml \\\n"
         "      --program tests/engine/programs/pipeline.prog --trace pipeline.json\n"
         "  switchsim sim --pod configs/pods/tpu-v3-8.yaml \\\n"
+        "      --program tests/engine/programs/pipeline.prog --trace p.json --trace-chips 0-1\n"
+        "  switchsim sim --pod configs/pods/tpu-v3-8.yaml \\\n"
         "      --program tests/engine/programs/pipeline.prog --format json --top 3",
     };
     o->engine = SIM_ENGINE_ANALYTIC;
     o->format = EMIT_TABLE;
     o->packet_bytes = SIM_PACKET_BYTES_DEFAULT;
     o->top = 10;
+    o->trace.bins = CLI_TRACE_BINS_DEFAULT;
     char *pos[argc];
     int npos = 0;
     return cli_parse(&spec, argc, argv, pos, &npos);
@@ -160,8 +170,11 @@ static int run_load_and_simulate(sim_run *r, const sim_opts *o)
         cli_error("sim", "%s: %s", o->program_path, err.msg);
         return -1;
     }
-    r->cfg = (sim_engine_cfg){&r->pod.chip, &r->topo, (uint32_t)o->packet_bytes,
-                              o->trace_path != NULL, o->trace_path != NULL};
+    r->cfg = (sim_engine_cfg){.chip = &r->pod.chip,
+                              .topo = &r->topo,
+                              .packet_bytes = (uint32_t)o->packet_bytes,
+                              .record_ops = o->trace_path != NULL,
+                              .record_links = o->trace_path != NULL};
     if (sim_engine_run((sim_engine_kind)o->engine, &r->prog, &r->cfg, &r->res, &err) != SS_OK) {
         cli_error("sim", "%s engine: %s: %s", engine_choices[o->engine], o->program_path,
                   err.msg);
@@ -369,23 +382,26 @@ int cmd_sim(int argc, char **argv)
     const int prc = parse_opts(&o, argc, argv);
     if (prc == CLI_PARSE_HELP)
         return CLI_EXIT_OK;
-    if (prc != CLI_PARSE_OK)
+    cli_trace_select sel;
+    if (prc != CLI_PARSE_OK || cli_trace_select_parse(&sel, &o.trace, o.trace_path, "sim") != 0)
         return CLI_EXIT_USAGE;
     chrome_trace tr;
     ss_err err = {0};
     /* opened first, so an unwritable path fails before a long simulation */
     if (o.trace_path && chrome_trace_open(&tr, o.trace_path, &err) != SS_OK) {
         cli_error("sim", "%s", err.msg);
+        cli_trace_select_free(&sel);
         return CLI_EXIT_FAIL;
     }
     sim_run r;
     memset(&r, 0, sizeof r);
     int rc = run_load_and_simulate(&r, &o) == 0 ? emit(&r, &o) : CLI_EXIT_FAIL;
     if (o.trace_path && rc == CLI_EXIT_OK)
-        rc = cli_trace_write(&tr, &r.topo, &r.prog, &r.res, "sim") == 0 ? CLI_EXIT_OK
-                                                                       : CLI_EXIT_FAIL;
+        rc = cli_trace_write(&tr, &r.topo, &r.prog, &r.res, &sel, "sim") == 0 ? CLI_EXIT_OK
+                                                                             : CLI_EXIT_FAIL;
     else if (o.trace_path)
         chrome_trace_abort(&tr);
+    cli_trace_select_free(&sel);
     run_free(&r);
     return rc;
 }

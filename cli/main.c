@@ -25,8 +25,10 @@ static const cli_cmd commands[] = {
     {"collective", "time a collective (all-reduce, all-to-all, ...) on a pod", cmd_collective},
     {"train", "train a model for real (bf16 numerics, real routing) and write metrics", cmd_train},
     {"estimate", "predict step time, throughput, MFU and memory of a run on a pod", cmd_estimate},
+    {"report", "write a Markdown/HTML/SVG/CSV performance report of estimate results", cmd_report},
     {"check-fixture", "compare the C model with a PyTorch reference fixture", cmd_check_fixture},
     {"study", "numerics studies: selective precision (fp32 vs bf16 routers)", cmd_study},
+    {"chakra", "export/import a step program as MLCommons Chakra execution traces", cmd_chakra},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -220,41 +220,85 @@ ss_status coll_schedule_build(coll_schedule *s, const coll_desc *d, coll_algo a,
     return st;
 }
 
+/* A lower bound on what coll_schedule_predict gives algorithm a for d, found without building
+ * the schedule, or 0 when none is known. Only ring and biring of the reduce family over ranks
+ * on two chips or more: every step of theirs (2(p - 1) for all-reduce, p - 1 for
+ * reduce-scatter and all-gather) has every rank send its chunk to its ring neighbour, and some
+ * neighbour pair crosses chips, so each step costs at least one hop's latency plus, for ring,
+ * the smallest chunk (count / p elements, when that is >= 1) over the link bandwidth. For
+ * biring (chunks split in two directions) only the latency counts, and only with count >= 2p
+ * (both halves non-empty). On groups of thousands of ranks these schedules have millions of
+ * transfers, and the bound spares building them when another algorithm is already faster. */
+static double predict_floor(coll_algo a, const coll_desc *d, const coll_cost *c)
+{
+    if ((a != COLL_ALGO_RING && a != COLL_ALGO_BIRING) || !d->topo || d->p < 2)
+        return 0;
+    double steps;
+    if (d->kind == SIM_COLL_ALLREDUCE)
+        steps = 2.0 * (d->p - 1);
+    else if (d->kind == SIM_COLL_REDUCESCATTER || d->kind == SIM_COLL_ALLGATHER)
+        steps = d->p - 1;
+    else
+        return 0;
+    const uint64_t per_rank = d->count / (uint64_t)d->p;
+    if (per_rank < (a == COLL_ALGO_BIRING ? 2u : 1u))
+        return 0;
+    const int chip0 = sim_topo_core_chip(d->topo, d->cores[0]);
+    int chips = 0;
+    for (int32_t r = 1; r < d->p && !chips; r++)
+        chips = sim_topo_core_chip(d->topo, d->cores[r]) != chip0;
+    if (!chips)
+        return 0;
+    const double chunk = a == COLL_ALGO_RING ? (double)per_rank * d->elem_bytes : 0;
+    return steps * (c->latency_s + chunk / c->bytes_per_s) * (1 - 1e-9); /* margin: rounding */
+}
+
+/* Builds and predicts algorithm a; keeps it in *best when it beats *best_s (ties: the lower
+ * algorithm, i.e. the order of coll_algo). */
+static ss_status try_algo(coll_schedule *best, double *best_s, int *best_a, coll_algo a,
+                          const coll_desc *d, const coll_cost *c, ss_err *err)
+{
+    coll_schedule cand;
+    ss_status st = coll_schedule_build(&cand, d, a, err);
+    if (st != SS_OK)
+        return st;
+    double t = 0;
+    st = coll_schedule_predict(&cand, d, c, &t, err);
+    if (st == SS_OK && (*best_a < 0 || t < *best_s || (t == *best_s && (int)a < *best_a))) {
+        if (*best_a >= 0)
+            coll_schedule_free(best);
+        *best = cand;
+        *best_s = t;
+        *best_a = (int)a;
+    } else {
+        coll_schedule_free(&cand);
+    }
+    return st;
+}
+
 ss_status coll_schedule_build_auto(coll_schedule *s, const coll_desc *d, const coll_cost *c,
                                    ss_err *err)
 {
     memset(s, 0, sizeof *s);
     double best_s = 0;
-    int have = 0;
-    for (int a = COLL_ALGO_AUTO + 1; a < COLL_ALGO_COUNT; a++) {
-        if (!coll_algo_applies((coll_algo)a, d))
-            continue;
-        coll_schedule cand;
-        ss_status st = coll_schedule_build(&cand, d, (coll_algo)a, err);
-        if (st != SS_OK) {
-            if (have)
-                coll_schedule_free(s);
-            return st;
+    int best_a = -1;
+    ss_status st = SS_OK;
+    /* first the algorithms without a floor, then those with one unless it already loses */
+    for (int pass = 0; pass < 2 && st == SS_OK; pass++)
+        for (int a = COLL_ALGO_AUTO + 1; a < COLL_ALGO_COUNT && st == SS_OK; a++) {
+            if (!coll_algo_applies((coll_algo)a, d))
+                continue;
+            const double floor = predict_floor((coll_algo)a, d, c);
+            if ((floor > 0) != pass || (pass && best_a >= 0 && floor > best_s))
+                continue;
+            st = try_algo(s, &best_s, &best_a, (coll_algo)a, d, c, err);
         }
-        double t = 0;
-        st = coll_schedule_predict(&cand, d, c, &t, err);
-        if (st != SS_OK) {
-            coll_schedule_free(&cand);
-            if (have)
-                coll_schedule_free(s);
-            return st;
-        }
-        if (!have || t < best_s) {
-            if (have)
-                coll_schedule_free(s);
-            *s = cand;
-            best_s = t;
-            have = 1;
-        } else {
-            coll_schedule_free(&cand);
-        }
+    if (st != SS_OK) {
+        if (best_a >= 0)
+            coll_schedule_free(s);
+        return st;
     }
-    if (!have)
+    if (best_a < 0)
         return ss_err_set(err, SS_ERR_RANGE, "no algorithm implements %s",
                           sim_coll_kind_name(d->kind));
     return SS_OK;
@@ -329,10 +373,54 @@ static double busiest_pair(pair_bytes *pb, size_t n)
     return most;
 }
 
-/* Cost of one step: see coll_schedule_predict. load[nlinks] and pb[step length] are scratch,
- * route[diameter]. */
+/* The routes of recent chip pairs: a schedule repeats the same pairs step after step (a ring
+ * of p ranks: 2(p - 1) steps over the same p pairs), and routing is most of the prediction's
+ * cost on large groups. Direct-mapped by (src, dst); a miss routes and replaces the entry. */
+enum { ROUTE_CACHE = 4096 };
+typedef struct {
+    int64_t *key;  /* [ROUTE_CACHE] src * nchips + dst, -1 = empty */
+    int *hops;     /* [ROUTE_CACHE] */
+    int *links;    /* [ROUTE_CACHE * diameter] */
+    int diameter;
+} route_cache;
+
+static int route_cache_init(route_cache *rc, const sim_topo *t)
+{
+    rc->diameter = t ? sim_topo_diameter(t) : 0;
+    rc->key = malloc(ROUTE_CACHE * sizeof *rc->key);
+    rc->hops = malloc(ROUTE_CACHE * sizeof *rc->hops);
+    rc->links = malloc((size_t)ROUTE_CACHE * ((size_t)rc->diameter + 1) * sizeof *rc->links);
+    if (!rc->key || !rc->hops || !rc->links)
+        return -1;
+    for (size_t i = 0; i < ROUTE_CACHE; i++)
+        rc->key[i] = -1;
+    return 0;
+}
+
+static void route_cache_free(route_cache *rc)
+{
+    free(rc->key);
+    free(rc->hops);
+    free(rc->links);
+}
+
+/* The route from chip src to chip dst (its links in *links), as sim_topo_route gives it. */
+static int cached_route(route_cache *rc, const sim_topo *t, int src, int dst, const int **links)
+{
+    const int64_t key = (int64_t)src * sim_topo_nchips(t) + dst;
+    const size_t slot = (size_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 52) % ROUTE_CACHE;
+    int *l = rc->links + slot * ((size_t)rc->diameter + 1);
+    if (rc->key[slot] != key) {
+        rc->hops[slot] = sim_topo_route(t, src, dst, l, rc->diameter);
+        rc->key[slot] = key;
+    }
+    *links = l;
+    return rc->hops[slot];
+}
+
+/* Cost of one step: see coll_schedule_predict. load[nlinks] and pb[step length] are scratch. */
 static double step_cost(const coll_schedule *s, int32_t st, const coll_desc *d,
-                        const coll_cost *c, double *load, pair_bytes *pb, int *route)
+                        const coll_cost *c, double *load, pair_bytes *pb, route_cache *rc)
 {
     const sim_topo *t = d->topo;
     const int nlinks = t ? sim_topo_nlinks(t) : 0;
@@ -347,9 +435,9 @@ static double step_cost(const coll_schedule *s, int32_t st, const coll_desc *d,
         const double bytes = (double)x->count * s->elem_bytes;
         int hops = 1;
         if (t) {
-            hops = sim_topo_route(t, sim_topo_core_chip(t, d->cores[x->src]),
-                                  sim_topo_core_chip(t, d->cores[x->dst]), route,
-                                  sim_topo_diameter(t));
+            const int *route;
+            hops = cached_route(rc, t, sim_topo_core_chip(t, d->cores[x->src]),
+                                sim_topo_core_chip(t, d->cores[x->dst]), &route);
             for (int k = 0; k < hops; k++) {
                 load[route[k]] += bytes;
                 most = load[route[k]] > most ? load[route[k]] : most;
@@ -378,15 +466,16 @@ ss_status coll_schedule_predict(const coll_schedule *s, const coll_desc *d, cons
             longest = s->step_start[i + 1] - s->step_start[i];
     double *load = calloc(t ? (size_t)sim_topo_nlinks(t) + 1 : 1, sizeof *load);
     pair_bytes *pb = t ? NULL : calloc(longest, sizeof *pb);
-    int *route = calloc(t ? (size_t)sim_topo_diameter(t) + 1 : 1, sizeof *route);
+    route_cache rc;
+    const int rc_bad = route_cache_init(&rc, t);
     ss_status st = SS_OK;
     *seconds = 0;
-    if (!load || (!t && !pb) || !route)
+    if (!load || (!t && !pb) || rc_bad)
         st = ss_err_set(err, SS_ERR_NOMEM, "out of memory pricing a schedule of %d ranks", s->p);
     for (int32_t i = 0; st == SS_OK && i < s->nsteps; i++)
-        *seconds += step_cost(s, i, d, c, load, pb, route);
+        *seconds += step_cost(s, i, d, c, load, pb, &rc);
     free(load);
     free(pb);
-    free(route);
+    route_cache_free(&rc);
     return st;
 }

@@ -55,15 +55,22 @@ const char *sim_unit_name(sim_unit u)
 ss_status sim_engine_run(sim_engine_kind kind, const sim_program *p, const sim_engine_cfg *cfg,
                          sim_result *out, ss_err *err)
 {
+    return sim_engine_run_priced(kind, p, cfg, NULL, out, err);
+}
+
+ss_status sim_engine_run_priced(sim_engine_kind kind, const sim_program *p,
+                                const sim_engine_cfg *cfg, const sim_coll_prices *prices,
+                                sim_result *out, ss_err *err)
+{
     memset(out, 0, sizeof *out);
-    ss_status st = sim_engine_check(p, cfg, err);
+    ss_status st = sim_engine_check(p, cfg, prices, err);
     if (st != SS_OK)
         return st;
     switch (kind) {
-    case SIM_ENGINE_ANALYTIC: return sim_analytic_engine_run(p, cfg, out, err);
+    case SIM_ENGINE_ANALYTIC: return sim_analytic_engine_run(p, cfg, prices, out, err);
     case SIM_ENGINE_SYSTEMC:
 #if SWITCHSIM_HAVE_SYSTEMC
-        return sim_sc_engine_run(p, cfg, out, err);
+        return sim_sc_engine_run(p, cfg, prices, out, err);
 #else
         return ss_err_set(err, SS_ERR_USAGE,
                           "this switchsim was built without SystemC, so the systemc engine is "
@@ -74,7 +81,8 @@ ss_status sim_engine_run(sim_engine_kind kind, const sim_program *p, const sim_e
     return ss_err_set(err, SS_ERR_USAGE, "unknown engine %d", (int)kind);
 }
 
-ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_err *err)
+ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg,
+                           const sim_coll_prices *prices, ss_err *err)
 {
     if (!cfg || !cfg->chip || !cfg->topo)
         return ss_err_set(err, SS_ERR_USAGE, "engine configuration needs a chip and a topology");
@@ -94,13 +102,26 @@ ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_e
                           "cores per chip)",
                           (int)p->ncores, pod_cores, sim_topo_nchips(cfg->topo),
                           cfg->topo->cores_per_chip);
-    for (int32_t i = 0; i < p->nops; i++)
-        if (sim_program_op(p, i)->kind == SIM_OP_COLLECTIVE)
+    for (int32_t i = 0; i < p->nops; i++) {
+        const sim_prog_op *op = sim_program_op(p, i);
+        if (op->kind != SIM_OP_COLLECTIVE)
+            continue;
+        if (!prices)
             return ss_err_set(err, SS_ERR_USAGE,
                               "op %d (core %d) is a collective: engines price send/recv only; "
                               "lower collective ops with the collectives module first "
-                              "(coll_program_lower, as switchsim sim does)",
-                              (int)i, (int)sim_program_op(p, i)->core);
+                              "(coll_program_lower, as switchsim sim does), or give their "
+                              "prices (sim_engine_run_priced)",
+                              (int)i, (int)op->core);
+        const sim_coll_prices *t = prices;
+        if (op->coll.id >= t->nids || t->price_of[op->coll.id] < 0 ||
+            t->price_of[op->coll.id] >= t->nprices)
+            return ss_err_set(err, SS_ERR_USAGE,
+                              "op %d (core %d): collective %d has no price in the table (%d "
+                              "ids, %d prices)",
+                              (int)i, (int)op->core, (int)op->coll.id, (int)t->nids,
+                              (int)t->nprices);
+    }
     return SS_OK;
 }
 
@@ -113,7 +134,8 @@ sim_unit sim_engine_op_unit(sim_op_kind kind)
     case SIM_OP_VECTOR: return SIM_UNIT_VECTOR;
     case SIM_OP_HBM: return SIM_UNIT_DMA;
     case SIM_OP_SEND:
-    case SIM_OP_RECV: return SIM_UNIT_NET;
+    case SIM_OP_RECV:
+    case SIM_OP_COLLECTIVE: return SIM_UNIT_NET;
     default: return SIM_UNIT_COUNT;
     }
 }
@@ -266,4 +288,147 @@ void sim_result_free(sim_result *r)
     free(r->link_peak_queue);
     free(r->link_intervals);
     memset(r, 0, sizeof *r);
+}
+
+/* ---- priced collectives ------------------------------------------------------------- */
+
+void sim_coll_index_free(sim_coll_index *ix)
+{
+    free(ix->inst_of);
+    free(ix->op_start);
+    free(ix->ops);
+    free(ix->id);
+    memset(ix, 0, sizeof *ix);
+}
+
+/* Instance index of every collective op: ids in ascending order, dense. */
+static ss_status number_instances(sim_coll_index *ix, const sim_program *p,
+                                  const sim_coll_prices *t, ss_err *err)
+{
+    int32_t *slot = malloc(((size_t)t->nids + 1) * sizeof *slot);
+    if (!slot)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory indexing %d collectives",
+                          (int)t->nids);
+    for (int32_t k = 0; k < t->nids; k++)
+        slot[k] = -1;
+    for (int32_t i = 0; i < p->nops; i++) {
+        const sim_prog_op *op = sim_program_op(p, i);
+        if (op->kind == SIM_OP_COLLECTIVE)
+            slot[op->coll.id] = 0;
+    }
+    for (int32_t k = 0; k < t->nids; k++)
+        if (slot[k] == 0) {
+            ix->id[ix->ninst] = k;
+            slot[k] = ix->ninst++;
+        }
+    for (int32_t i = 0; i < p->nops; i++) {
+        const sim_prog_op *op = sim_program_op(p, i);
+        ix->inst_of[i] = op->kind == SIM_OP_COLLECTIVE ? slot[op->coll.id] : -1;
+    }
+    free(slot);
+    return SS_OK;
+}
+
+/* Member ops of every instance (CSR); each instance must have one op per group member. */
+static ss_status list_members(sim_coll_index *ix, const sim_program *p, ss_err *err)
+{
+    for (int32_t i = 0; i < p->nops; i++)
+        if (ix->inst_of[i] >= 0)
+            ix->op_start[ix->inst_of[i] + 1]++;
+    for (int32_t k = 0; k < ix->ninst; k++)
+        ix->op_start[k + 1] += ix->op_start[k];
+    uint32_t *fill = malloc(((size_t)ix->ninst + 1) * sizeof *fill);
+    if (!fill)
+        return ss_err_set(err, SS_ERR_NOMEM, "out of memory indexing collectives");
+    memcpy(fill, ix->op_start, (size_t)ix->ninst * sizeof *fill);
+    for (int32_t i = 0; i < p->nops; i++)
+        if (ix->inst_of[i] >= 0)
+            ix->ops[fill[ix->inst_of[i]]++] = i;
+    free(fill);
+    for (int32_t k = 0; k < ix->ninst; k++) {
+        const int32_t first = ix->ops[ix->op_start[k]];
+        int32_t n = 0;
+        sim_program_group(p, sim_program_op(p, first)->coll.group, &n);
+        const uint32_t have = ix->op_start[k + 1] - ix->op_start[k];
+        if (have != (uint32_t)n)
+            return ss_err_set(err, SS_ERR_DATA,
+                              "collective %d has %u ops but its group has %d members (op %d, "
+                              "core %d): a priced collective needs one op on every member",
+                              (int)ix->id[k], have, (int)n, (int)first,
+                              (int)sim_program_op(p, first)->core);
+    }
+    return SS_OK;
+}
+
+ss_status sim_coll_index_build(sim_coll_index *ix, const sim_program *p,
+                               const sim_coll_prices *t, ss_err *err)
+{
+    memset(ix, 0, sizeof *ix);
+    if (!t)
+        return SS_OK;
+    ix->inst_of = zeroed((size_t)p->nops, sizeof *ix->inst_of);
+    ix->id = zeroed((size_t)t->nids, sizeof *ix->id);
+    ix->op_start = zeroed((size_t)t->nids + 1, sizeof *ix->op_start);
+    ix->ops = zeroed((size_t)p->nops, sizeof *ix->ops);
+    ss_status st = ix->inst_of && ix->id && ix->op_start && ix->ops
+                       ? number_instances(ix, p, t, err)
+                       : ss_err_set(err, SS_ERR_NOMEM, "out of memory indexing collectives");
+    if (st == SS_OK)
+        st = list_members(ix, p, err);
+    if (st != SS_OK)
+        sim_coll_index_free(ix);
+    return st;
+}
+
+const sim_coll_price *sim_coll_index_price(const sim_coll_index *ix,
+                                           const sim_coll_prices *t, int32_t inst)
+{
+    SS_ASSERT(inst >= 0 && inst < ix->ninst);
+    return &t->prices[t->price_of[ix->id[inst]]];
+}
+
+/* The link of topo that link plays in a copy of the measured group moved by delta chip
+ * coordinates (wrapping around; the caller only moves along wrapped dimensions). */
+static int32_t moved_link(const sim_topo *topo, int32_t link, const int delta[SIM_TOPO_MAX_DIMS])
+{
+    const sim_topo_link l = sim_topo_link_get(topo, link);
+    int c[SIM_TOPO_MAX_DIMS];
+    sim_topo_coords(topo, l.src_chip, c);
+    for (int d = 0; d < SIM_TOPO_MAX_DIMS; d++)
+        c[d] = (c[d] + delta[d]) % topo->dims[d];
+    const int32_t moved = sim_topo_link_id(topo, sim_topo_chip(topo, c), l.dim, l.dir);
+    SS_ASSERT(moved >= 0);
+    return moved;
+}
+
+ss_status sim_result_add_collective(sim_result *r, const sim_engine_cfg *cfg,
+                                    const sim_coll_price *pr, int32_t origin_chip, double t0,
+                                    ss_err *err)
+{
+    const sim_topo *topo = cfg->topo;
+    int from[SIM_TOPO_MAX_DIMS], to[SIM_TOPO_MAX_DIMS], delta[SIM_TOPO_MAX_DIMS], moved = 0;
+    sim_topo_coords(topo, pr->origin_chip, from);
+    sim_topo_coords(topo, origin_chip, to);
+    for (int d = 0; d < SIM_TOPO_MAX_DIMS; d++) {
+        delta[d] = ((to[d] - from[d]) % topo->dims[d] + topo->dims[d]) % topo->dims[d];
+        moved |= delta[d] != 0;
+    }
+    for (int32_t k = 0; k < pr->nlinks; k++) {
+        const sim_coll_link_load *l = &pr->links[k];
+        const int32_t link = moved ? moved_link(topo, l->link, delta) : l->link;
+        SS_ASSERT(link >= 0 && link < r->nlinks);
+        r->link_bytes[link] += l->bytes;
+        r->link_packets[link] += l->packets;
+        r->link_busy_s[link] += l->busy_s;
+        if (l->peak_queue > r->link_peak_queue[link])
+            r->link_peak_queue[link] = l->peak_queue;
+    }
+    for (size_t k = 0; cfg->record_links && k < pr->nintervals; k++) {
+        const sim_link_interval *w = &pr->intervals[k];
+        const int32_t link = moved ? moved_link(topo, w->link, delta) : w->link;
+        ss_status st = sim_result_add_interval(r, link, t0 + w->start_s, t0 + w->end_s, err);
+        if (st != SS_OK)
+            return st;
+    }
+    return SS_OK;
 }

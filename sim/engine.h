@@ -77,6 +77,53 @@ typedef enum {
 } sim_unit;
 
 typedef struct {
+    int32_t link;
+    double start_s, end_s;
+} sim_link_interval;
+
+/* ---- priced collectives --------------------------------------------------------------
+ * A program may keep its collective ops unlowered when the caller gives their prices
+ * (sim_engine_run_priced): what one instance costs when it runs ALONE on the pod, found
+ * by whoever fills the table (the cli simulates every distinct collective once, lowered to
+ * send/recv, with the same engine: collectives/coll_price.h). Such an op is a network op of
+ * its core (SIM_UNIT_NET: it holds no in-order unit); it is posted (its start) when its
+ * dependencies have ended; the instance begins at t0 = the latest start of its members (every
+ * member of the group must have one op with that id) and every member ends at t0 + seconds.
+ * The instance adds the price's per-link bytes, packets and busy time once (not per member) to
+ * the result, its peak queues as a max, and with record_links its busy intervals shifted by
+ * t0. A price was measured on one group (its `origin_chip` = the chip of the group's first
+ * member); an instance whose first member sits on another chip (a translated copy of that
+ * group on a torus) gets the price's links moved by the same translation. A cycle through
+ * collective instances (each instance one node, as sim_program_validate sees them) never
+ * finishes and is reported like any other deadlock.
+ * What this ignores: contention between concurrent collectives and with other traffic
+ * (each instance is priced as if it had the pod to itself), and the skew of members that
+ * start late inside a lowered schedule (a lowered collective lets early ranks begin). */
+typedef struct {
+    int32_t link;
+    uint64_t bytes, packets;
+    double busy_s;
+    uint32_t peak_queue;
+} sim_coll_link_load;
+
+typedef struct {
+    double seconds;                    /* duration once every member is ready */
+    int32_t origin_chip;               /* chip of the first member of the measured group */
+    const sim_coll_link_load *links;   /* [nlinks] the links it loads (sparse) */
+    int32_t nlinks;
+    const sim_link_interval *intervals; /* [nintervals] busy windows, start 0 = t0 */
+    size_t nintervals;
+} sim_coll_price;
+
+typedef struct {
+    int32_t nids;                  /* collective ids 0 .. nids-1 */
+    const int32_t *price_of;       /* [nids] index into prices, -1 = not priced */
+    const int32_t *origin_of;      /* [nids] chip of the instance's first member */
+    const sim_coll_price *prices;  /* [nprices] */
+    int32_t nprices;
+} sim_coll_prices;
+
+typedef struct {
     const sim_chip *chip;  /* every chip of the pod is this chip */
     const sim_topo *topo;  /* cores = topo chips * chip cores_per_chip */
     uint32_t packet_bytes; /* messages are split into packets of this size (last may be short) */
@@ -86,11 +133,6 @@ typedef struct {
 
 /* Default packet size of ICI messages. */
 enum { SIM_PACKET_BYTES_DEFAULT = 4096 };
-
-typedef struct {
-    int32_t link;
-    double start_s, end_s;
-} sim_link_interval;
 
 typedef struct {
     double makespan_s;           /* end of the last op */
@@ -114,6 +156,11 @@ typedef struct {
  * ops before the collectives module lowers them) and for inconsistent configurations. */
 ss_status sim_engine_run(sim_engine_kind kind, const sim_program *p, const sim_engine_cfg *cfg,
                          sim_result *out, ss_err *err);
+/* The same for a program whose collective ops are priced by table (see "priced collectives"
+ * above; prices NULL is sim_engine_run). Every collective id must have a price. */
+ss_status sim_engine_run_priced(sim_engine_kind kind, const sim_program *p,
+                                const sim_engine_cfg *cfg, const sim_coll_prices *prices,
+                                sim_result *out, ss_err *err);
 void sim_result_free(sim_result *r);
 const char *sim_engine_name(sim_engine_kind kind);
 int sim_engine_parse(const char *s, sim_engine_kind *out);
@@ -121,20 +168,22 @@ const char *sim_unit_name(sim_unit u);
 
 /* ---- helpers shared by both engines (sim/engine.c) ----------------------------------- */
 
-/* The analytic engine (sim/engine_analytic.c); sim_engine_run checks cfg and p with
- * sim_engine_check first. */
+/* The analytic engine (sim/engine_analytic.c); sim_engine_run(_priced) checks cfg, p and
+ * prices (may be NULL) with sim_engine_check first. */
 ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cfg,
-                                  sim_result *out, ss_err *err);
+                                  const sim_coll_prices *prices, sim_result *out, ss_err *err);
 
 /* Checks what both engines need: chip and topo set, chip->cores_per_chip equal to the
  * topology's, packet_bytes >= 1, p->ncores <= the pod's cores (a smaller program leaves the
- * remaining cores idle; a larger one fails naming both numbers), no collective op (the
- * collectives module, a later issue, lowers them to send/recv), and a clean builder status. */
-ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg, ss_err *err);
+ * remaining cores idle; a larger one fails naming both numbers), no collective op unless
+ * prices (may be NULL) prices its id (otherwise the collectives module lowers them to
+ * send/recv first), and a clean builder status. */
+ss_status sim_engine_check(const sim_program *p, const sim_engine_cfg *cfg,
+                           const sim_coll_prices *prices, ss_err *err);
 
-/* The unit that runs ops of a kind: matmul -> MXU, vector -> VECTOR, hbm -> DMA, send and
- * recv -> NET (not in-order: see the network interface above); a collective has none
- * (returns SIM_UNIT_COUNT). */
+/* The unit that runs ops of a kind: matmul -> MXU, vector -> VECTOR, hbm -> DMA, send, recv
+ * and (priced) collective -> NET (not in-order: see the network interface above); anything
+ * else returns SIM_UNIT_COUNT. */
 sim_unit sim_engine_op_unit(sim_op_kind kind);
 
 /* Seconds op id of p takes on one core of chip when it runs alone: matmul from
@@ -177,5 +226,27 @@ void sim_result_add_message(sim_result *r, const int *route, int hops, const sim
 /* Appends one busy interval (amortised O(1)). */
 ss_status sim_result_add_interval(sim_result *r, int32_t link, double start_s, double end_s,
                                   ss_err *err);
+
+/* The priced collectives of a program: instance k is the k-th distinct collective id in
+ * ascending order. Built after sim_engine_check; fails (SS_ERR_DATA) when an instance lacks
+ * ops on some members of its group. Empty when prices is NULL. */
+typedef struct {
+    int32_t ninst;
+    int32_t *inst_of;   /* [nops] instance of a collective op, -1 for other ops */
+    int32_t *id;        /* [ninst] collective id of each instance */
+    uint32_t *op_start; /* [ninst + 1] CSR into ops */
+    int32_t *ops;       /* member ops of each instance, ascending */
+} sim_coll_index;
+ss_status sim_coll_index_build(sim_coll_index *ix, const sim_program *p,
+                               const sim_coll_prices *prices, ss_err *err);
+void sim_coll_index_free(sim_coll_index *ix);
+const sim_coll_price *sim_coll_index_price(const sim_coll_index *ix,
+                                           const sim_coll_prices *prices, int32_t inst);
+/* Adds one instance of price pr, begun at t0 by a group whose first member is on origin_chip:
+ * link statistics (moved by the translation from pr->origin_chip) and, with cfg->record_links,
+ * the shifted busy intervals. */
+ss_status sim_result_add_collective(sim_result *r, const sim_engine_cfg *cfg,
+                                    const sim_coll_price *pr, int32_t origin_chip, double t0,
+                                    ss_err *err);
 
 #endif

@@ -9,7 +9,11 @@
  *                         end = inject + bytes / link bandwidth; its message's last packet
  *                         arrives at inject + sim_msg_latency_s(hops). Between two cores of
  *                         one chip: no port, end = start, arrival = start;
- *   recv                  end = max(start, arrival of the matching send's last packet).
+ *   recv                  end = max(start, arrival of the matching send's last packet);
+ *   priced collective     (engine.h) start = its dependencies; once the last member of the
+ *                         instance is evaluated (keys never decrease, so its start is the
+ *                         latest), every member ends at that start + the price's seconds and
+ *                         the price's link load is added once.
  * unit_busy_s adds end - start of every matmul, vector and hbm op; for the network interface
  * it is the length of the union of the core's send and recv windows [start, end): the time
  * with at least one transfer in flight (as in the SystemC engine). Beyond the injection queue
@@ -47,6 +51,7 @@
 typedef struct {
     const sim_program *p;
     const sim_engine_cfg *cfg;
+    const sim_coll_prices *prices; /* NULL: the program has no collective */
     sim_result *r;
     int32_t *partner;     /* send <-> recv, -1 otherwise */
     int32_t *indeg;       /* predecessors not evaluated yet */
@@ -62,6 +67,8 @@ typedef struct {
                              (in-order units only) */
     double *port_free;    /* [nlinks] when the link has injected its chip's sends so far */
     int *route;           /* [diameter] links of the current message */
+    sim_coll_index ix;    /* priced collectives (engine.h) */
+    int32_t *posted;      /* [ix.ninst] members posted so far */
     size_t nheap, nbatch, done;
     double batch_t;
 } engine;
@@ -82,6 +89,8 @@ static void engine_free(engine *e)
     free(e->arrival);
     free(e->unit_free);
     free(e->route);
+    free(e->posted);
+    sim_coll_index_free(&e->ix);
 }
 
 static void *array(size_t n, size_t size)
@@ -107,9 +116,10 @@ static ss_status engine_alloc(engine *e, ss_err *err)
     e->arrival = array(n, sizeof *e->arrival);
     e->unit_free = array(units, sizeof *e->unit_free);
     e->route = array((size_t)sim_topo_diameter(e->cfg->topo), sizeof *e->route);
+    e->posted = array((size_t)e->ix.ninst, sizeof *e->posted);
     if (e->partner && e->indeg && e->unit_next && e->succ_start && e->succ && e->heap &&
         e->batch && e->key && e->port_free && e->start && e->end && e->arrival &&
-        e->unit_free && e->route)
+        e->unit_free && e->route && e->posted)
         return SS_OK;
     return ss_err_set(err, SS_ERR_NOMEM, "out of memory for the analytic engine (%zu ops)", n);
 }
@@ -145,9 +155,9 @@ static void build_graph(engine *e)
             last[u] = -1;
         for (int32_t k = 0; k < n; k++) {
             const sim_unit u = sim_engine_op_unit((sim_op_kind)sim_program_op(p, ops[k])->kind);
-            SS_ASSERT(u < SIM_UNIT_COUNT); /* sim_engine_check rejected collectives */
+            SS_ASSERT(u < SIM_UNIT_COUNT);
             if (u == SIM_UNIT_NET)
-                continue; /* sends and recvs do not wait for each other */
+                continue; /* sends, recvs and collectives do not wait for each other */
             if (last[u] >= 0) {
                 e->unit_next[last[u]] = ops[k];
                 e->indeg[ops[k]]++;
@@ -247,10 +257,47 @@ static ss_status price_send(engine *e, int32_t id, double start, double *end, ss
     return SS_OK;
 }
 
+/* Op id ends at end: records it and releases its successors. */
+static void finish_op(engine *e, int32_t id, double end)
+{
+    e->end[id] = end;
+    e->done++;
+    if (end > e->r->makespan_s)
+        e->r->makespan_s = end;
+    for (uint32_t k = e->succ_start[id]; k < e->succ_start[id + 1]; k++)
+        release(e, e->succ[k]);
+    if (e->unit_next[id] >= 0)
+        release(e, e->unit_next[id]);
+    if (sim_program_op(e->p, id)->kind == SIM_OP_SEND)
+        release(e, e->partner[id]);
+}
+
+/* A member of a priced collective is posted: once the last member is, the instance begins at
+ * the latest start of its members (the last one's: keys never decrease) and every member
+ * ends the price's duration later (engine.h). */
+static ss_status post_collective(engine *e, int32_t id, ss_err *err)
+{
+    const int32_t inst = e->ix.inst_of[id];
+    const uint32_t first = e->ix.op_start[inst], n = e->ix.op_start[inst + 1] - first;
+    if ((uint32_t)++e->posted[inst] < n)
+        return SS_OK;
+    double t0 = 0;
+    for (uint32_t k = 0; k < n; k++)
+        t0 = e->start[e->ix.ops[first + k]] > t0 ? e->start[e->ix.ops[first + k]] : t0;
+    const sim_coll_price *pr = sim_coll_index_price(&e->ix, e->prices, inst);
+    ss_status st = sim_result_add_collective(e->r, e->cfg, pr, e->prices->origin_of[e->ix.id[inst]],
+                                             t0, err);
+    for (uint32_t k = 0; st == SS_OK && k < n; k++)
+        finish_op(e, e->ix.ops[first + k], t0 + pr->seconds);
+    return st;
+}
+
 /* Times op id (all its predecessors are evaluated) and releases its successors. */
 static ss_status evaluate(engine *e, int32_t id, ss_err *err)
 {
     const sim_prog_op *op = sim_program_op(e->p, id);
+    if (op->kind == SIM_OP_COLLECTIVE)
+        return post_collective(e, id, err);
     const sim_unit u = sim_engine_op_unit((sim_op_kind)op->kind);
     const double start = e->start[id];
     double end = e->key[id], dur = 0; /* a recv: max(start, arrival) */
@@ -266,23 +313,14 @@ static ss_status evaluate(engine *e, int32_t id, ss_err *err)
         e->r->unit_busy_s[(size_t)op->core * SIM_UNIT_COUNT + u] += dur;
         e->unit_free[(size_t)op->core * SIM_UNIT_COUNT + u] = end;
     }
-    e->end[id] = end;
-    e->done++;
-    if (end > e->r->makespan_s)
-        e->r->makespan_s = end;
-    for (uint32_t k = e->succ_start[id]; k < e->succ_start[id + 1]; k++)
-        release(e, e->succ[k]);
-    if (e->unit_next[id] >= 0)
-        release(e, e->unit_next[id]);
-    if (op->kind == SIM_OP_SEND)
-        release(e, e->partner[id]);
+    finish_op(e, id, end);
     return SS_OK;
 }
 
 static ss_status report_deadlock(const engine *e, ss_err *err)
 {
-    int32_t id = 0;
-    while (e->indeg[id] == 0)
+    int32_t id = 0; /* a waiting collective member has indeg 0: some op it waits for has not */
+    while (id + 1 < e->p->nops && e->indeg[id] == 0)
         id++;
     const sim_prog_op *op = sim_program_op(e->p, id);
     return ss_err_set(err, SS_ERR_DATA,
@@ -408,11 +446,13 @@ static void finish(engine *e)
 }
 
 ss_status sim_analytic_engine_run(const sim_program *p, const sim_engine_cfg *cfg,
-                                  sim_result *out, ss_err *err)
+                                  const sim_coll_prices *prices, sim_result *out, ss_err *err)
 {
-    engine e = {.p = p, .cfg = cfg, .r = out};
+    engine e = {.p = p, .cfg = cfg, .prices = prices, .r = out};
     ss_status st = sim_result_alloc(out, p->nops, sim_topo_ncores(cfg->topo),
                                     sim_topo_nlinks(cfg->topo), cfg->record_ops, err);
+    if (st == SS_OK)
+        st = sim_coll_index_build(&e.ix, p, prices, err);
     if (st == SS_OK)
         st = engine_alloc(&e, err);
     if (st == SS_OK)

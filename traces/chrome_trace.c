@@ -9,6 +9,7 @@
  */
 #include "traces/chrome_trace.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -111,6 +112,12 @@ void chrome_trace_thread_name(chrome_trace *t, int pid, int tid, const char *nam
     metadata(t, "thread_name", pid, &tid, name);
 }
 
+void chrome_trace_thread_sort(chrome_trace *t, int pid, int tid, int index)
+{
+    FILE *f = begin(t, "thread_sort_index", 'M', pid);
+    fprintf(f, ",\"tid\":%d,\"args\":{\"sort_index\":%d}}", tid, index);
+}
+
 void chrome_trace_complete(chrome_trace *t, const char *name, const char *cat, int pid, int tid,
                            double start_s, double dur_s, const chrome_trace_arg *args,
                            int nargs)
@@ -140,6 +147,31 @@ void chrome_trace_counter(chrome_trace *t, const char *name, int pid, double tim
     fputs(",\"args\":", f);
     put_args(f, series, nseries);
     fputc('}', f);
+}
+
+static void flow(chrome_trace *t, char phase, const char *name, const char *cat, uint64_t id,
+                 int pid, int tid, double time_s)
+{
+    FILE *f = begin(t, name, phase, pid);
+    fprintf(f, ",\"tid\":%d,\"cat\":", tid);
+    put_string(f, cat);
+    fprintf(f, ",\"id\":%" PRIu64, id);
+    put_time(f, "ts", time_s);
+    if (phase == 'f')
+        fputs(",\"bp\":\"e\"", f);
+    fputc('}', f);
+}
+
+void chrome_trace_flow_start(chrome_trace *t, const char *name, const char *cat, uint64_t id,
+                             int pid, int tid, double time_s)
+{
+    flow(t, 's', name, cat, id, pid, tid, time_s);
+}
+
+void chrome_trace_flow_finish(chrome_trace *t, const char *name, const char *cat, uint64_t id,
+                              int pid, int tid, double time_s)
+{
+    flow(t, 'f', name, cat, id, pid, tid, time_s);
 }
 
 ss_status chrome_trace_close(chrome_trace *t, ss_err *err)

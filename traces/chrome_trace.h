@@ -1,10 +1,13 @@
 /* This file declares a streaming writer of the Chrome trace-event JSON format (the "JSON
  * Object Format" of the Trace Event Format document, read by chrome://tracing and Perfetto):
  *   {"traceEvents":[ event, event, ... ],"displayTimeUnit":"ns"}
- * with three event phases: "X" complete events (a named span on one thread: ts and dur),
- * "M" metadata events naming a process or a thread (process_name, thread_name), and "C"
- * counter events (one or more named series of one counter at a time). pid and tid are plain
- * integers chosen by the caller (the simulator uses pid = chip, tid = unit or link).
+ * with these event phases: "X" complete events (a named span on one thread: ts and dur),
+ * "M" metadata events naming a process or a thread (process_name, thread_name), "C" counter
+ * events (one or more named series of one counter at a time), and flow events "s" (start)
+ * and "f" (finish, with "bp":"e") that draw an arrow from the slice enclosing the start to
+ * the slice enclosing the finish; the two ends of one flow share name, cat and id. pid and
+ * tid are plain integers chosen by the caller (the simulator uses pid = chip, tid = unit or
+ * link).
  *
  * Invariants: times are given in seconds and written in microseconds (the format's unit) with
  * six decimals, i.e. to the picosecond; names and string arguments are JSON-escaped
@@ -42,6 +45,8 @@ ss_status chrome_trace_open(chrome_trace *t, const char *path, ss_err *err);
 /* "M" events: the name shown for process pid, and for thread tid of process pid. */
 void chrome_trace_process_name(chrome_trace *t, int pid, const char *name);
 void chrome_trace_thread_name(chrome_trace *t, int pid, int tid, const char *name);
+/* An "M" thread_sort_index event: viewers order the threads of a process by it (ascending). */
+void chrome_trace_thread_sort(chrome_trace *t, int pid, int tid, int index);
 /* An "X" event: name (category cat, may be NULL) on thread tid of process pid from start_s
  * for dur_s >= 0 seconds, with nargs arguments (args may be NULL when nargs is 0). */
 void chrome_trace_complete(chrome_trace *t, const char *name, const char *cat, int pid, int tid,
@@ -51,6 +56,14 @@ void chrome_trace_complete(chrome_trace *t, const char *name, const char *cat, i
  * one series (its key) and its value (num). */
 void chrome_trace_counter(chrome_trace *t, const char *name, int pid, double time_s,
                           const chrome_trace_arg *series, int nseries);
+/* The two ends of flow id (name and cat as given, the same at both ends): "s" at time_s on
+ * thread tid of pid, bound to the slice of that thread enclosing time_s; "f" likewise, with
+ * binding point "e" (the enclosing slice, which Perfetto needs to attach the arrow to a slice
+ * that starts exactly at time_s). */
+void chrome_trace_flow_start(chrome_trace *t, const char *name, const char *cat, uint64_t id,
+                             int pid, int tid, double time_s);
+void chrome_trace_flow_finish(chrome_trace *t, const char *name, const char *cat, uint64_t id,
+                              int pid, int tid, double time_s);
 /* Finishes the JSON and moves the file into place. SS_ERR_IO when any write failed (the
  * destination is then untouched). Either close or abort must be called once. */
 ss_status chrome_trace_close(chrome_trace *t, ss_err *err);

@@ -21,6 +21,12 @@
 //     idle --(head op's deps all ended)--> running --(start + duration)--> idle, next op is
 //     the head
 //
+// Priced collectives (engine.h): a member is a network op posted when its dependencies have
+// ended; the last member's post begins the instance, which posts the end of every member
+// (begin + the price, in ps) to the member's chip; the child sends each instance's begin
+// back, and the parent adds the price's link load (and shifted intervals) with
+// sim_result_add_collective.
+//
 // The network interface is no such unit (engine.h): a send or recv starts the moment its
 // dependencies have ended, however many others of its core are in flight. A send then offers
 // all its packets to the first link of its route, whose FIFO serialises them among the other
@@ -99,6 +105,7 @@ struct Message {
 struct Plan {
     const sim_program *p;
     const sim_engine_cfg *cfg;
+    const sim_coll_prices *prices; // NULL: no collective op
     int32_t nops, ncores, nchips, nlinks, cores_per_chip;
     std::vector<uint8_t> unit;         // [nops] sim_unit of each op
     std::vector<ps_t> dur_ps;          // [nops] matmul/vector/hbm duration
@@ -112,6 +119,13 @@ struct Plan {
     std::vector<int32_t> uops;
     uint64_t packet_bytes;
     ps_t full_ser_ps, latency_ps;
+    sim_coll_index ix{};               // priced collectives (engine.h); freed by ~Plan
+    std::vector<ps_t> coll_ps;         // [ix.ninst] duration of each instance
+
+    Plan() = default;
+    Plan(const Plan &) = delete;
+    Plan &operator=(const Plan &) = delete;
+    ~Plan() { sim_coll_index_free(&ix); }
 
     uint64_t packet_size(const Message &m, uint64_t k) const
     {
@@ -164,7 +178,7 @@ ss_status plan_durations(Plan &pl, ss_err *err)
     for (int32_t i = 0; i < pl.nops; i++) {
         const sim_prog_op *op = sim_program_op(pl.p, i);
         const sim_unit u = sim_engine_op_unit((sim_op_kind)op->kind);
-        SS_ASSERT(u != SIM_UNIT_COUNT); // sim_engine_check rejected collectives
+        SS_ASSERT(u != SIM_UNIT_COUNT);
         pl.unit[(size_t)i] = (uint8_t)u;
         if (u == SIM_UNIT_NET)
             continue;
@@ -246,10 +260,26 @@ ss_status plan_messages(Plan &pl, ss_err *err)
     return SS_OK;
 }
 
-ss_status plan_build(Plan &pl, const sim_program *p, const sim_engine_cfg *cfg, ss_err *err)
+// The instances of priced collectives and their durations in ps.
+ss_status plan_collectives(Plan &pl, ss_err *err)
+{
+    ss_status st = sim_coll_index_build(&pl.ix, pl.p, pl.prices, err);
+    pl.coll_ps.assign((size_t)pl.ix.ninst, 0);
+    for (int32_t k = 0; st == SS_OK && k < pl.ix.ninst; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "collective %d", (int)pl.ix.id[k]);
+        st = to_ps(sim_coll_index_price(&pl.ix, pl.prices, k)->seconds, &pl.coll_ps[(size_t)k],
+                   what, err);
+    }
+    return st;
+}
+
+ss_status plan_build(Plan &pl, const sim_program *p, const sim_engine_cfg *cfg,
+                     const sim_coll_prices *prices, ss_err *err)
 {
     pl.p = p;
     pl.cfg = cfg;
+    pl.prices = prices;
     pl.nops = p->nops;
     pl.ncores = p->ncores;
     pl.nchips = sim_topo_nchips(cfg->topo);
@@ -265,6 +295,8 @@ ss_status plan_build(Plan &pl, const sim_program *p, const sim_engine_cfg *cfg, 
         st = plan_durations(pl, err);
     if (st == SS_OK)
         st = plan_messages(pl, err);
+    if (st == SS_OK)
+        st = plan_collectives(pl, err);
     if (st == SS_OK)
         plan_graph(pl);
     return st;
@@ -303,6 +335,8 @@ struct Sim {
     std::vector<ps_t> net_since;         // [ncores] when net_inflight last became non-zero
     std::vector<uint64_t> left, arrived; // [nmsgs] packets that left hop 0 / reached dst
     std::vector<ps_t> arrival;           // [nmsgs] when the last packet reached dst, or NEVER
+    std::vector<uint32_t> coll_posted;   // [ninst] members of a priced collective posted
+    std::vector<ps_t> coll_start;        // [ninst] when it began (its last member posted)
     std::vector<uint64_t> link_bytes, link_packets;
     std::vector<ps_t> link_busy;
     std::vector<uint32_t> link_peak;
@@ -464,11 +498,18 @@ private:
         s.start[(size_t)op] = now;
         net_enter(sim_program_op(s.pl.p, op)->core, now);
         const int32_t m = s.pl.msg_of[(size_t)op];
-        if (sim_program_op(s.pl.p, op)->kind == SIM_OP_SEND)
+        const uint8_t kind = sim_program_op(s.pl.p, op)->kind;
+        if (kind == SIM_OP_COLLECTIVE)
+            post_collective(op, now);
+        else if (kind == SIM_OP_SEND)
             launch(m, now);
         else if (s.arrival[(size_t)m] != NEVER) // the message is already in
             post(now, UNIT_DONE, op);
     }
+
+    // A member of a priced collective is posted; the last one begins the instance, and every
+    // member's chip gets its end (engine.h).
+    void post_collective(int32_t op, ps_t now);
 
     void net_enter(int32_t core, ps_t now)
     {
@@ -684,6 +725,22 @@ void Chip::launch(int32_t m, ps_t now)
     s.links[(size_t)link]->offer(Run{now, m, 0, 0, msg.packets}, false);
 }
 
+void Chip::post_collective(int32_t op, ps_t now)
+{
+    const sim_coll_index &ix = s.pl.ix;
+    const int32_t inst = ix.inst_of[(size_t)op];
+    const uint32_t first = ix.op_start[inst], n = ix.op_start[inst + 1] - first;
+    if (++s.coll_posted[(size_t)inst] < n)
+        return;
+    s.coll_start[(size_t)inst] = now;
+    const ps_t end = now + s.pl.coll_ps[(size_t)inst];
+    for (uint32_t k = 0; k < n; k++) {
+        const int32_t member = ix.ops[first + k];
+        const int32_t core = sim_program_op(s.pl.p, member)->core;
+        s.chips[(size_t)(core / s.pl.cores_per_chip)]->post(end, UNIT_DONE, member);
+    }
+}
+
 void Link::complete(ps_t now)
 {
     const Message &m = s.pl.msgs[(size_t)cur.msg];
@@ -718,6 +775,8 @@ Sim::Sim(const Plan &plan) : pl(plan)
     left.assign(nmsgs, 0);
     arrived.assign(nmsgs, 0);
     arrival.assign(nmsgs, NEVER);
+    coll_posted.assign((size_t)pl.ix.ninst, 0);
+    coll_start.assign((size_t)pl.ix.ninst, NEVER);
     link_bytes.assign(nlinks, 0);
     link_packets.assign(nlinks, 0);
     link_busy.assign(nlinks, 0);
@@ -809,7 +868,8 @@ int write_results(int fd, const Sim &sim, Header &h)
         rc = rc || write_vec(fd, sim.start) || write_vec(fd, sim.end);
     rc = rc || write_vec(fd, sim.unit_busy) || write_vec(fd, sim.link_bytes) ||
          write_vec(fd, sim.link_packets) || write_vec(fd, sim.link_busy) ||
-         write_vec(fd, sim.link_peak) || write_vec(fd, sim.intervals);
+         write_vec(fd, sim.link_peak) || write_vec(fd, sim.intervals) ||
+         write_vec(fd, sim.coll_start);
     return rc ? -1 : 0;
 }
 
@@ -904,12 +964,21 @@ ss_status read_arrays(int fd, const Plan &pl, const Header &h, sim_result *out, 
     rc = rc || read_all(fd, out->link_peak_queue, nlinks * sizeof *out->link_peak_queue);
     std::vector<Interval> iv(rc ? 0 : h.nintervals);
     rc = rc || read_all(fd, iv.data(), iv.size() * sizeof(Interval));
+    std::vector<ps_t> coll_start((size_t)pl.ix.ninst);
+    rc = rc || read_all(fd, coll_start.data(), coll_start.size() * sizeof(ps_t));
     if (rc)
         return ss_err_set(err, SS_ERR_IO, "the systemc simulation process sent incomplete "
                                           "results");
     for (const Interval &i : iv) {
         const ss_status st = sim_result_add_interval(out, (int32_t)i.link, seconds(i.start),
                                                      seconds(i.end), err);
+        if (st != SS_OK)
+            return st;
+    }
+    for (int32_t k = 0; k < pl.ix.ninst; k++) {
+        const ss_status st = sim_result_add_collective(
+            out, pl.cfg, sim_coll_index_price(&pl.ix, pl.prices, k),
+            pl.prices->origin_of[pl.ix.id[k]], seconds(coll_start[(size_t)k]), err);
         if (st != SS_OK)
             return st;
     }
@@ -988,15 +1057,16 @@ ss_status run_forked(const Plan &pl, sim_result *out, ss_err *err)
 } // namespace
 
 extern "C" ss_status sim_sc_engine_run(const sim_program *p, const sim_engine_cfg *cfg,
+                                       const sim_coll_prices *prices,
                                        sim_result *out, ss_err *err)
 {
     std::memset(out, 0, sizeof *out);
-    ss_status st = sim_engine_check(p, cfg, err);
+    ss_status st = sim_engine_check(p, cfg, prices, err);
     if (st != SS_OK)
         return st;
     try {
         Plan pl{};
-        st = plan_build(pl, p, cfg, err);
+        st = plan_build(pl, p, cfg, prices, err);
         if (st == SS_OK)
             st = run_forked(pl, out, err);
     } catch (...) {

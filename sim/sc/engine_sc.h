@@ -19,14 +19,15 @@ extern "C" { /* the C headers below have no C++ guards of their own */
 #include "sim/engine.h"
 #include "sim/program.h"
 
-/* Runs p under cfg on the SystemC engine. *out is zeroed first and on error, and owned by the
+/* Runs p under cfg on the SystemC engine, its collective ops priced by prices (NULL: none;
+ * engine.h, "priced collectives"). *out is zeroed first and on error, and owned by the
  * caller (sim_result_free) on success. Fails with a message on what sim_engine_check rejects,
  * unpaired transfers, a program that deadlocks (a cycle of dependencies and send -> recv
  * pairs), or a failed simulation
  * (the child process crashed or SystemC reported an error). out->events counts SystemC process
  * activations (every run of a chip or link method). */
-ss_status sim_sc_engine_run(const sim_program *p, const sim_engine_cfg *cfg, sim_result *out,
-                            ss_err *err);
+ss_status sim_sc_engine_run(const sim_program *p, const sim_engine_cfg *cfg,
+                            const sim_coll_prices *prices, sim_result *out, ss_err *err);
 
 #ifdef __cplusplus
 }

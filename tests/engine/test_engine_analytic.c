@@ -3,7 +3,10 @@
  * packet-by-packet store-and-forward reference, intra-chip transfers, unit scheduling, the
  * network interface (concurrent sends to different ports, sends sharing a port queued FIFO,
  * recvs that hold nothing, the busy time as a union), link statistics, send/recv pairing, and
- * the errors (collectives, core counts, a dependency cycle).
+ * priced collectives (an instance begins when its last member is posted and lasts its price;
+ * link loads added once per instance and moved with a translated group), and the errors
+ * (collectives without prices, a priced instance missing a member, core counts, a dependency
+ * cycle).
  *
  * Invariants: chips and topologies are built in code (a TPU-v3-like chip with round link
  * figures), so the tests do not depend on config files; every comparison of times prints the
@@ -604,7 +607,7 @@ static void test_engine_names(void **state)
     assert_string_equal(sim_unit_name(SIM_UNIT_NET), "net");
     assert_int_equal(sim_engine_op_unit(SIM_OP_RECV), SIM_UNIT_NET);
     assert_int_equal(sim_engine_op_unit(SIM_OP_HBM), SIM_UNIT_DMA);
-    assert_int_equal(sim_engine_op_unit(SIM_OP_COLLECTIVE), SIM_UNIT_COUNT);
+    assert_int_equal(sim_engine_op_unit(SIM_OP_COLLECTIVE), SIM_UNIT_NET); /* when priced */
 }
 
 /* sim_engine_run checks before it dispatches, for either engine; without SystemC the systemc
@@ -637,6 +640,175 @@ static void test_engine_dispatch(void **state)
     sim_program_free(&big);
 }
 
+/* ---- priced collectives (engine.h) ------------------------------------------------------ */
+
+/* A 4-chip ring (wrap, one core a chip). Price 0: 1 ms, 1000 bytes on chip 0's x+ link, busy
+ * [0.1 ms, 0.6 ms) after the instance begins; measured on a group whose first member is on
+ * chip 0. */
+typedef struct {
+    sim_topo t;
+    sim_chip chip;
+    sim_coll_link_load load;
+    sim_link_interval iv;
+    sim_coll_price price;
+    int32_t price_of[2], origin_of[2];
+    sim_coll_prices table;
+} priced_fixture;
+
+static void priced_init(priced_fixture *f)
+{
+    f->t = make_topo(1, 4, 1, 1, 1);
+    f->chip = test_chip(1);
+    const int32_t link = sim_topo_link_id(&f->t, 0, 0, SIM_TOPO_PLUS);
+    f->load = (sim_coll_link_load){link, 1000, 1, 1000 / 100e9, 3};
+    f->iv = (sim_link_interval){link, 1e-4, 6e-4};
+    f->price = (sim_coll_price){1e-3, 0, &f->load, 1, &f->iv, 1};
+    f->price_of[0] = f->price_of[1] = 0;
+    f->origin_of[0] = 0;
+    f->origin_of[1] = 2;
+    f->table = (sim_coll_prices){2, f->price_of, f->origin_of, &f->price, 1};
+}
+
+/* Adds collective id over cores [first, first + n) on each member after its previous op. */
+static void add_coll(sim_program *p, int32_t id, int32_t first, int32_t n)
+{
+    int32_t cores[4];
+    for (int32_t k = 0; k < n; k++)
+        cores[k] = first + k;
+    const sim_prog_coll c = {.bytes = 4096, .id = id, .group = sim_program_add_group(p, cores, n),
+                             .matrix = SIM_PROG_NONE, .kind = SIM_COLL_ALLREDUCE};
+    for (int32_t k = 0; k < n; k++)
+        assert_true(sim_program_add_collective(p, first + k, 0, &c, NULL, SIM_DEPS_PREV) >= 0);
+}
+
+static sim_result run_priced(const sim_program *p, const priced_fixture *f, ss_err *err,
+                             ss_status *st)
+{
+    const sim_engine_cfg cfg = {&f->chip, &f->t, PKT, 1, 1};
+    sim_result r;
+    *st = sim_engine_run_priced(SIM_ENGINE_ANALYTIC, p, &cfg, &f->table, &r, err);
+    return r;
+}
+
+/* Members posted at different times: the instance begins at the latest post and every member
+ * ends 1 ms later; successors follow; the price's link load is added once; the network busy
+ * time of a member runs from its post to the end. */
+static void test_engine_analytic_priced_collective(void **state)
+{
+    (void)state;
+    priced_fixture f;
+    priced_init(&f);
+    sim_program p = new_program(4);
+    for (int32_t c = 0; c < 4; c++)
+        sim_program_add_hbm(&p, c, 0, (uint64_t)(c + 1) << 20, 0, NULL, 0);
+    add_coll(&p, 0, 0, 4);
+    for (int32_t c = 0; c < 4; c++)
+        sim_program_add_hbm(&p, c, 0, 1 << 20, 0, NULL, SIM_DEPS_PREV);
+    ss_err err = {0};
+    ss_status st;
+    sim_result r = run_priced(&p, &f, &err, &st);
+    if (st != SS_OK)
+        fail_msg("engine: %s", err.msg);
+    const double hbm = (double)(1 << 20) / sim_timing_core_hbm_bytes_per_s(&f.chip);
+    const double t0 = 4 * hbm, end = t0 + 1e-3;
+    for (int32_t c = 0; c < 4; c++) {
+        const int32_t coll = 4 + c, after = 8 + c;
+        assert_rel("member post", r.op_start_s[coll], (c + 1) * hbm, 1e-12);
+        assert_rel("member end", r.op_end_s[coll], end, 1e-12);
+        assert_rel("successor start", r.op_start_s[after], end, 1e-12);
+        assert_rel("net busy", r.unit_busy_s[c * SIM_UNIT_COUNT + SIM_UNIT_NET],
+                   end - (c + 1) * hbm, 1e-12);
+    }
+    assert_rel("makespan", r.makespan_s, end + hbm, 1e-12);
+    assert_int_equal(r.link_bytes[f.load.link], 1000);
+    assert_int_equal(r.link_packets[f.load.link], 1);
+    assert_int_equal(r.link_peak_queue[f.load.link], 3);
+    assert_rel("link bound", r.link_bound_s, f.load.busy_s, 1e-12);
+    assert_int_equal(r.nlink_intervals, 1);
+    assert_rel("interval start", r.link_intervals[0].start_s, t0 + 1e-4, 1e-12);
+    assert_rel("interval end", r.link_intervals[0].end_s, t0 + 6e-4, 1e-12);
+    sim_result_free(&r);
+    sim_program_free(&p);
+}
+
+/* Two instances of one price on translated groups {0,1} and {2,3}: the second one's load and
+ * interval land on the link moved by the same translation (chip 2's x+). */
+static void test_engine_analytic_priced_translation(void **state)
+{
+    (void)state;
+    priced_fixture f;
+    priced_init(&f);
+    sim_program p = new_program(4);
+    add_coll(&p, 0, 0, 2);
+    add_coll(&p, 1, 2, 2);
+    ss_err err = {0};
+    ss_status st;
+    sim_result r = run_priced(&p, &f, &err, &st);
+    if (st != SS_OK)
+        fail_msg("engine: %s", err.msg);
+    const int32_t moved = sim_topo_link_id(&f.t, 2, 0, SIM_TOPO_PLUS);
+    uint64_t total = 0;
+    for (int32_t l = 0; l < r.nlinks; l++)
+        total += r.link_bytes[l];
+    printf("  link %d: %llu bytes, moved link %d: %llu bytes, all links %llu\n", f.load.link,
+           (unsigned long long)r.link_bytes[f.load.link], moved,
+           (unsigned long long)r.link_bytes[moved], (unsigned long long)total);
+    assert_int_equal(r.link_bytes[f.load.link], 1000);
+    assert_int_equal(r.link_bytes[moved], 1000);
+    assert_int_equal(total, 2000);
+    assert_int_equal(r.nlink_intervals, 2);
+    assert_true(r.link_intervals[0].link != r.link_intervals[1].link);
+    assert_rel("makespan", r.makespan_s, 1e-3, 1e-12);
+    sim_result_free(&r);
+    sim_program_free(&p);
+}
+
+/* A collective id without a price, and an instance missing a member, are errors. */
+static void test_engine_analytic_priced_errors(void **state)
+{
+    (void)state;
+    priced_fixture f;
+    priced_init(&f);
+    f.price_of[1] = -1;
+    sim_program p = new_program(4);
+    add_coll(&p, 1, 0, 2);
+    ss_err err = {0};
+    ss_status st;
+    sim_result r = run_priced(&p, &f, &err, &st);
+    printf("  unpriced: %s\n", err.msg);
+    assert_int_not_equal(st, SS_OK);
+    assert_non_null(strstr(err.msg, "collective 1 has no price"));
+    assert_null(r.unit_busy_s);
+    sim_program_free(&p);
+
+    priced_init(&f);
+    p = new_program(4);
+    int32_t both[2] = {0, 1};
+    const sim_prog_coll c = {.id = 0, .group = sim_program_add_group(&p, both, 2),
+                             .matrix = SIM_PROG_NONE, .kind = SIM_COLL_BARRIER};
+    assert_true(sim_program_add_collective(&p, 0, 0, &c, NULL, 0) >= 0); /* core 1 lacks it */
+    r = run_priced(&p, &f, &err, &st);
+    printf("  missing member: %s\n", err.msg);
+    assert_int_not_equal(st, SS_OK);
+    assert_non_null(strstr(err.msg, "collective 0 has 1 ops but its group has 2 members"));
+    sim_program_free(&p);
+
+    /* core 0 joins collective 0 then 1, core 1 joins 1 then 0: a cycle of instances */
+    p = new_program(4);
+    const int32_t g = sim_program_add_group(&p, both, 2);
+    for (int32_t c = 0; c < 2; c++)
+        for (int32_t k = 0; k < 2; k++) {
+            const sim_prog_coll ck = {.id = c == 0 ? k : 1 - k, .group = g,
+                                      .matrix = SIM_PROG_NONE, .kind = SIM_COLL_BARRIER};
+            assert_true(sim_program_add_collective(&p, c, 0, &ck, NULL, SIM_DEPS_PREV) >= 0);
+        }
+    r = run_priced(&p, &f, &err, &st);
+    printf("  crossed collectives: %s\n", err.msg);
+    assert_int_not_equal(st, SS_OK);
+    assert_non_null(strstr(err.msg, "deadlocks"));
+    sim_program_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +827,9 @@ int main(void)
         cmocka_unit_test(test_engine_analytic_early_recv_blocks_nothing),
         cmocka_unit_test(test_engine_analytic_deadlock_needs_a_cycle),
         cmocka_unit_test(test_engine_analytic_collective_error),
+        cmocka_unit_test(test_engine_analytic_priced_collective),
+        cmocka_unit_test(test_engine_analytic_priced_translation),
+        cmocka_unit_test(test_engine_analytic_priced_errors),
         cmocka_unit_test(test_engine_analytic_core_mismatch),
         cmocka_unit_test(test_engine_pair_xfers),
         cmocka_unit_test(test_engine_names),

@@ -11,7 +11,8 @@
  * blocks nothing); invariants on random contended programs (never earlier than the
  * contention-free time, disjoint link intervals adding up to the busy time); repeated calls in
  * one process giving identical results; messages inside a chip, empty messages, idle cores,
- * empty programs; nothing written to stdout and a caller that ignores SIGCHLD; errors
+ * empty programs; priced collectives (engine.h) against the analytic engine, including a
+ * translated group; nothing written to stdout and a caller that ignores SIGCHLD; errors
  * (collective ops, a dependency cycle, an unmatched send, a simulation process killed by a
  * signal); and a 1024-chip 32x32 torus with 10,000 random messages (wall time and events/s
  * printed as information, never asserted). Skips (exit 77) when the build has no SystemC.
@@ -903,6 +904,83 @@ static void test_engine_sc_errors(void **state)
     sim_program_free(&p);
 }
 
+/* ---- priced collectives (engine.h) ------------------------------------------------------- */
+
+/* On a 4-chip ring: every core posts collective 0 (all four) at a different time, then a
+ * send/recv pair crosses the ring, then collectives 1 ({0,1}) and 2 ({2,3}, the same price
+ * moved by two chips). The SystemC engine must give the analytic engine's op times (up to ps
+ * rounding), link statistics and link intervals. */
+static void test_engine_sc_priced_collectives(void **state)
+{
+    (void)state;
+    pod d;
+    const int dims[1] = {4}, wrap[1] = {1};
+    pod_init(&d, 1, dims, wrap, 1);
+    const int32_t link = sim_topo_link_id(&d.topo, 0, 0, SIM_TOPO_PLUS);
+    const sim_coll_link_load load = {link, 1000, 1, 1e-8, 2};
+    const sim_link_interval iv = {link, 1e-4, 6e-4};
+    const sim_coll_price prices[2] = {{1e-3, 0, &load, 1, &iv, 1}, {2e-4, 0, &load, 1, &iv, 1}};
+    const int32_t price_of[3] = {0, 1, 1}, origin_of[3] = {0, 0, 2};
+    const sim_coll_prices table = {3, price_of, origin_of, prices, 2};
+    sim_program p = new_program(4);
+    const int32_t all[4] = {0, 1, 2, 3};
+    const int32_t g_all = sim_program_add_group(&p, all, 4);
+    const int32_t g_lo = sim_program_add_group(&p, all, 2);
+    const int32_t g_hi = sim_program_add_group(&p, all + 2, 2);
+    for (int32_t c = 0; c < 4; c++) {
+        sim_program_add_hbm(&p, c, 0, (uint64_t)(c + 1) << 20, 0, NULL, 0);
+        const sim_prog_coll c0 = {4096, 0, g_all, SIM_PROG_NONE, 0, SIM_COLL_ALLREDUCE};
+        sim_program_add_collective(&p, c, 0, &c0, NULL, SIM_DEPS_PREV);
+        if (c == 0)
+            sim_program_add_send(&p, 0, 0, 2, 1 << 20, 0, NULL, SIM_DEPS_PREV);
+        if (c == 2)
+            sim_program_add_recv(&p, 2, 0, 0, 1 << 20, 0, NULL, SIM_DEPS_PREV);
+        const sim_prog_coll c1 = {4096, c < 2 ? 1 : 2, c < 2 ? g_lo : g_hi, SIM_PROG_NONE, 0,
+                                  SIM_COLL_ALLREDUCE};
+        sim_program_add_collective(&p, c, 0, &c1, NULL, SIM_DEPS_PREV);
+    }
+    check_built(&p);
+    sim_result a, r;
+    ss_err err = {0};
+    if (sim_engine_run_priced(SIM_ENGINE_ANALYTIC, &p, &d.cfg, &table, &a, &err) != SS_OK ||
+        sim_engine_run_priced(SIM_ENGINE_SYSTEMC, &p, &d.cfg, &table, &r, &err) != SS_OK)
+        fail_msg("engine: %s", err.msg);
+    double worst = 0;
+    for (int32_t i = 0; i < p.nops; i++) {
+        worst = fmax(worst, fabs(r.op_end_s[i] - a.op_end_s[i]));
+        worst = fmax(worst, fabs(r.op_start_s[i] - a.op_start_s[i]));
+    }
+    print_message("makespan systemc %.12g analytic %.12g, worst op time difference %.3g s\n",
+                  r.makespan_s, a.makespan_s, worst);
+    assert_true(worst < 1e-11);
+    assert_true(a.makespan_s > 1.2e-3);
+    for (int32_t l = 0; l < a.nlinks; l++)
+        assert_int_equal(r.link_bytes[l], a.link_bytes[l]);
+    assert_true(r.link_peak_queue[link] >= load.peak_queue);
+    const int32_t moved = sim_topo_link_id(&d.topo, 2, 0, SIM_TOPO_PLUS);
+    assert_true(r.link_bytes[moved] >= 1000); /* collective 2 (and maybe the send) */
+    assert_int_equal(r.nlink_intervals, a.nlink_intervals);
+    sim_result_free(&a);
+    sim_result_free(&r);
+    sim_program_free(&p);
+    /* core 0 joins collective 1 then 2, core 1 joins 2 then 1: a cycle of instances */
+    p = new_program(4);
+    const int32_t g = sim_program_add_group(&p, all, 2);
+    for (int32_t c = 0; c < 2; c++)
+        for (int32_t k = 0; k < 2; k++) {
+            const sim_prog_coll ck = {0, c == 0 ? 1 + k : 2 - k, g, SIM_PROG_NONE, 0,
+                                      SIM_COLL_BARRIER};
+            sim_program_add_collective(&p, c, 0, &ck, NULL, SIM_DEPS_PREV);
+        }
+    const int32_t two_of[3] = {0, 1, 1}, origin2[3] = {0, 0, 0};
+    const sim_coll_prices crossed = {3, two_of, origin2, prices, 2};
+    const ss_status st = sim_engine_run_priced(SIM_ENGINE_SYSTEMC, &p, &d.cfg, &crossed, &r, &err);
+    print_message("crossed collectives: %s\n", err.msg);
+    assert_int_not_equal(st, SS_OK);
+    assert_non_null(strstr(err.msg, "deadlocks"));
+    sim_program_free(&p);
+}
+
 /* ---- a crashing simulation process ------------------------------------------------------- */
 
 /* In a helper process with a 1 s CPU-time limit (inherited by the engine's simulation process,
@@ -1038,6 +1116,7 @@ int main(void)
         cmocka_unit_test(test_engine_sc_local_and_empty_messages),
         cmocka_unit_test(test_engine_sc_quiet_and_sigchld_ignored),
         cmocka_unit_test(test_engine_sc_errors),
+        cmocka_unit_test(test_engine_sc_priced_collectives),
         cmocka_unit_test(test_engine_sc_child_crash_is_an_error),
         cmocka_unit_test(test_engine_sc_torus_1024_random),
     };

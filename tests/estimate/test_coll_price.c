@@ -1,0 +1,312 @@
+/* This file implements the tests of the isolated pricing of collectives
+ * (collectives/coll_price.h) together with the engines' priced collective ops (sim/engine.h):
+ * a collective priced alone takes exactly the makespan and link load of its lowered schedule
+ * run alone; groups that are translations of each other on a torus share one price (even
+ * translations only along wrapped dimensions of even size; none along a mesh dimension); and
+ * a program of concurrent collectives on disjoint rows, priced, gives the lowered program's
+ * makespan and every link's bytes exactly (the translated loads land on the right links),
+ * on both engines when SystemC is built in; and the automatic algorithm choice, which skips
+ * building ring and biring schedules that provably lose, equals the exhaustive choice.
+ *
+ * Invariants: topologies and chips are built in code; comparisons print both figures.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "collectives/coll.h"
+#include "collectives/coll_price.h"
+#include "sim/engine.h"
+#include "switchsim_config.h"
+
+enum { PKT = 4096 };
+
+static sim_chip test_chip(int cores_per_chip)
+{
+    sim_chip c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "price-test");
+    c.cores_per_chip = cores_per_chip;
+    c.hbm_bytes = 32ull << 30;
+    c.hbm_gbps = 900;
+    c.ici_ports = 4;
+    c.link_gbps = 100;
+    c.link_latency_ns = 1000;
+    c.mxu_per_core = 2;
+    c.mxu_rows = 128;
+    c.mxu_cols = 128;
+    c.clock_ghz = 0.94;
+    c.vector_flops_per_cycle = 1024;
+    c.vmem_bytes = 16ull << 20;
+    return c;
+}
+
+typedef struct {
+    sim_chip chip;
+    sim_topo topo;
+    sim_engine_cfg cfg;
+    coll_cost cost;
+} pod;
+
+static void pod_init(pod *d, int x, int y, int wrap, int cores_per_chip)
+{
+    const int dims[2] = {x, y}, wraps[2] = {wrap, wrap};
+    ss_err err = {0};
+    d->chip = test_chip(cores_per_chip);
+    if (sim_topo_init(&d->topo, 2, dims, wraps, cores_per_chip, &err) != SS_OK)
+        fail_msg("topology: %s", err.msg);
+    d->cfg = (sim_engine_cfg){&d->chip, &d->topo, PKT, 0, 0};
+    d->cost = coll_cost_of_chip(&d->chip, PKT);
+}
+
+static sim_program new_program(int32_t ncores)
+{
+    sim_program p;
+    ss_err err = {0};
+    if (sim_program_init(&p, ncores, &err) != SS_OK)
+        fail_msg("program: %s", err.msg);
+    return p;
+}
+
+/* Collective id (an all-reduce of bytes) over cores[0..n), each member after its previous op. */
+static void add_allreduce(sim_program *p, int32_t id, const int32_t *cores, int32_t n,
+                          uint64_t bytes)
+{
+    const sim_prog_coll c = {.bytes = bytes, .id = id, .group = sim_program_add_group(p, cores, n),
+                             .matrix = SIM_PROG_NONE, .kind = SIM_COLL_ALLREDUCE};
+    for (int32_t k = 0; k < n; k++)
+        assert_true(sim_program_add_collective(p, cores[k], 0, &c, NULL, SIM_DEPS_PREV) >= 0);
+}
+
+/* The cores of row y of an x-wide grid with one core a chip. */
+static void row(int32_t *cores, int x, int y)
+{
+    for (int k = 0; k < x; k++)
+        cores[k] = y * x + k;
+}
+
+static coll_prices price(const sim_program *p, const pod *d, sim_engine_kind kind)
+{
+    coll_prices pr;
+    ss_err err = {0};
+    if (coll_prices_build(&pr, p, &d->topo, &d->cost, kind, &d->cfg, &err) != SS_OK)
+        fail_msg("coll_prices_build: %s", err.msg);
+    return pr;
+}
+
+/* The lowered program run alone. */
+static sim_result run_lowered(const sim_program *p, const pod *d, sim_engine_kind kind)
+{
+    sim_program low;
+    sim_result r;
+    ss_err err = {0};
+    if (coll_program_lower(p, &d->topo, &d->cost, &low, &err) != SS_OK ||
+        sim_engine_run(kind, &low, &d->cfg, &r, &err) != SS_OK)
+        fail_msg("lowered run: %s", err.msg);
+    sim_program_free(&low);
+    return r;
+}
+
+/* An all-reduce over the whole 4x4 torus (2 cores a chip) priced alone: the price is the
+ * lowered run's makespan and link load, exactly. */
+static void test_coll_price_matches_lowered(void **state)
+{
+    (void)state;
+    pod d;
+    pod_init(&d, 4, 4, 1, 2);
+    sim_program p = new_program(32);
+    int32_t all[32];
+    for (int32_t k = 0; k < 32; k++)
+        all[k] = k;
+    add_allreduce(&p, 0, all, 32, 1 << 20);
+    coll_prices pr = price(&p, &d, SIM_ENGINE_ANALYTIC);
+    sim_result r = run_lowered(&p, &d, SIM_ENGINE_ANALYTIC);
+    assert_int_equal(pr.nprices, 1);
+    printf("price %.12g s, lowered alone %.12g s; %lld lowered ops\n", pr.prices[0].seconds,
+           r.makespan_s, (long long)pr.lowered_ops);
+    assert_true(pr.prices[0].seconds == r.makespan_s);
+    uint64_t priced = 0, lowered = 0;
+    for (int32_t k = 0; k < pr.prices[0].nlinks; k++) {
+        const sim_coll_link_load *l = &pr.prices[0].links[k];
+        assert_int_equal(l->bytes, r.link_bytes[l->link]);
+        priced += l->bytes;
+    }
+    for (int32_t l = 0; l < r.nlinks; l++)
+        lowered += r.link_bytes[l];
+    printf("link bytes: priced %llu, lowered %llu\n", (unsigned long long)priced,
+           (unsigned long long)lowered);
+    assert_true(priced == lowered && priced > 0);
+    sim_result_free(&r);
+    coll_prices_free(&pr);
+    sim_program_free(&p);
+}
+
+/* Rows of a 4x4 torus: rows 0 and 2 (an even move along y) share a price, rows 1 and 3
+ * another; on a mesh every row has its own. */
+static void test_coll_price_translations(void **state)
+{
+    (void)state;
+    for (int wrap = 1; wrap >= 0; wrap--) {
+        pod d;
+        pod_init(&d, 4, 4, wrap, 1);
+        sim_program p = new_program(16);
+        for (int y = 0; y < 4; y++) {
+            int32_t cores[4];
+            row(cores, 4, y);
+            add_allreduce(&p, y, cores, 4, 1 << 16);
+        }
+        coll_prices pr = price(&p, &d, SIM_ENGINE_ANALYTIC);
+        printf("%s: %d prices for 4 rows; price of row y: %d %d %d %d\n",
+               wrap ? "torus" : "mesh", (int)pr.nprices, (int)pr.price_of[0],
+               (int)pr.price_of[1], (int)pr.price_of[2], (int)pr.price_of[3]);
+        if (wrap) {
+            assert_int_equal(pr.nprices, 2);
+            assert_int_equal(pr.price_of[0], pr.price_of[2]);
+            assert_int_equal(pr.price_of[1], pr.price_of[3]);
+            assert_int_not_equal(pr.price_of[0], pr.price_of[1]);
+        } else {
+            assert_int_equal(pr.nprices, 4);
+        }
+        for (int y = 0; y < 4; y++)
+            assert_int_equal(pr.origin_of[y], 4 * y);
+        coll_prices_free(&pr);
+        sim_program_free(&p);
+    }
+}
+
+/* Concurrent row all-reduces (disjoint links, so no contention) priced vs lowered: the same
+ * makespan and the same bytes on every link, on each engine. */
+static void check_rows_agree(sim_engine_kind kind)
+{
+    pod d;
+    pod_init(&d, 4, 4, 1, 1);
+    sim_program p = new_program(16);
+    for (int y = 0; y < 4; y++) {
+        int32_t cores[4];
+        row(cores, 4, y);
+        for (int k = 0; k < 4; k++) /* rows become ready at different times */
+            sim_program_add_hbm(&p, cores[k], 0, (uint64_t)(y + 1) << 20, 0, NULL, 0);
+        add_allreduce(&p, y, cores, 4, 1 << 18);
+    }
+    coll_prices pr = price(&p, &d, kind);
+    sim_result low = run_lowered(&p, &d, kind), iso;
+    ss_err err = {0};
+    if (sim_engine_run_priced(kind, &p, &d.cfg, &pr.table, &iso, &err) != SS_OK)
+        fail_msg("priced run: %s", err.msg);
+    const double diff = fabs(iso.makespan_s - low.makespan_s) / low.makespan_s;
+    printf("%s: priced %.12g s, lowered %.12g s, relative difference %.3g\n",
+           sim_engine_name(kind), iso.makespan_s, low.makespan_s, diff);
+    assert_true(diff < 1e-9);
+    for (int32_t l = 0; l < low.nlinks; l++)
+        if (iso.link_bytes[l] != low.link_bytes[l])
+            fail_msg("link %d: priced %llu bytes, lowered %llu", (int)l,
+                     (unsigned long long)iso.link_bytes[l],
+                     (unsigned long long)low.link_bytes[l]);
+    sim_result_free(&iso);
+    sim_result_free(&low);
+    coll_prices_free(&pr);
+    sim_program_free(&p);
+}
+
+static void test_coll_price_rows_agree(void **state)
+{
+    (void)state;
+    check_rows_agree(SIM_ENGINE_ANALYTIC);
+#if SWITCHSIM_HAVE_SYSTEMC
+    check_rows_agree(SIM_ENGINE_SYSTEMC);
+#endif
+}
+
+/* A program without collectives gets an empty table; a collective on a core outside the pod
+ * is an error naming it. */
+static void test_coll_price_edges(void **state)
+{
+    (void)state;
+    pod d;
+    pod_init(&d, 2, 2, 1, 1);
+    sim_program p = new_program(4);
+    sim_program_add_hbm(&p, 0, 0, 64, 0, NULL, 0);
+    coll_prices pr = price(&p, &d, SIM_ENGINE_ANALYTIC);
+    assert_int_equal(pr.nprices, 0);
+    assert_int_equal(pr.table.nids, 0);
+    coll_prices_free(&pr);
+    sim_program_free(&p);
+    p = new_program(8);
+    const int32_t far[2] = {0, 6};
+    add_allreduce(&p, 0, far, 2, 64);
+    ss_err err = {0};
+    assert_int_not_equal(coll_prices_build(&pr, &p, &d.topo, &d.cost, SIM_ENGINE_ANALYTIC, &d.cfg,
+                                           &err),
+                         SS_OK);
+    printf("error: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "core 6 is outside the pod's 4 cores"));
+    assert_null(pr.prices);
+    sim_program_free(&p);
+}
+
+/* coll_schedule_build_auto skips building ring and biring when a lower bound on their
+ * predicted time already loses (collectives/coll.c); its choice must equal the exhaustive one
+ * (every applicable algorithm built and predicted; ties: the lower algorithm) on a 128-rank
+ * box group of an 8x8 torus with 2 cores a chip, for the reduce family at sizes from below one
+ * element per rank to 256 MiB. */
+static void test_coll_price_auto_pruning_is_exact(void **state)
+{
+    (void)state;
+    pod d;
+    pod_init(&d, 8, 8, 1, 2);
+    int32_t cores[128];
+    for (int32_t k = 0; k < 128; k++)
+        cores[k] = k;
+    static const sim_coll_kind kinds[] = {SIM_COLL_ALLREDUCE, SIM_COLL_REDUCESCATTER,
+                                          SIM_COLL_ALLGATHER};
+    static const uint64_t sizes[] = {64, 4096, 1 << 20, 1 << 28};
+    for (size_t ki = 0; ki < 3; ki++)
+        for (size_t si = 0; si < 4; si++) {
+            const coll_desc desc = {kinds[ki], 128, sizes[si], NULL, 1, &d.topo, cores};
+            ss_err err = {0};
+            double best = 0, got = 0;
+            int best_a = -1;
+            for (int a = COLL_ALGO_AUTO + 1; a < COLL_ALGO_COUNT; a++) {
+                if (!coll_algo_applies((coll_algo)a, &desc))
+                    continue;
+                coll_schedule s;
+                double t = 0;
+                if (coll_schedule_build(&s, &desc, (coll_algo)a, &err) != SS_OK ||
+                    coll_schedule_predict(&s, &desc, &d.cost, &t, &err) != SS_OK)
+                    fail_msg("%s: %s", coll_algo_name((coll_algo)a), err.msg);
+                if (best_a < 0 || t < best) {
+                    best = t;
+                    best_a = a;
+                }
+                coll_schedule_free(&s);
+            }
+            coll_schedule s;
+            if (coll_schedule_build_auto(&s, &desc, &d.cost, &err) != SS_OK ||
+                coll_schedule_predict(&s, &desc, &d.cost, &got, &err) != SS_OK)
+                fail_msg("auto: %s", err.msg);
+            printf("%s %llu bytes: auto %s %.6g s, exhaustive %s %.6g s\n",
+                   sim_coll_kind_name(kinds[ki]), (unsigned long long)sizes[si],
+                   coll_algo_name(s.algo), got, coll_algo_name((coll_algo)best_a), best);
+            assert_int_equal(s.algo, best_a);
+            assert_true(got == best);
+            coll_schedule_free(&s);
+        }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_coll_price_matches_lowered),
+        cmocka_unit_test(test_coll_price_translations),
+        cmocka_unit_test(test_coll_price_rows_agree),
+        cmocka_unit_test(test_coll_price_edges),
+        cmocka_unit_test(test_coll_price_auto_pruning_is_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
