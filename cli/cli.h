@@ -94,6 +94,7 @@ int cmd_check_fixture(int argc, char **argv);
 int cmd_study(int argc, char **argv);
 int cmd_estimate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 int cmd_chakra(int argc, char **argv);
 
 #endif

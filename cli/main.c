@@ -28,6 +28,7 @@ static const cli_cmd commands[] = {
     {"report", "write a Markdown/HTML/SVG/CSV performance report of estimate results", cmd_report},
     {"check-fixture", "compare the C model with a PyTorch reference fixture", cmd_check_fixture},
     {"study", "numerics studies: selective precision (fp32 vs bf16 routers)", cmd_study},
+    {"sweep", "run estimates over a grid of run-config overrides and merge them", cmd_sweep},
     {"chakra", "export/import a step program as MLCommons Chakra execution traces", cmd_chakra},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
