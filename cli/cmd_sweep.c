@@ -343,15 +343,28 @@ static void json_text(char *buf, size_t n, const json_t *v)
         buf[0] = '\0';
 }
 
+/* Figure c's column name; "result.NAME" when a swept key has the same name (e.g. a sweep over
+ * batch: the key column holds the override, the figure column what the estimate used). */
+static const char *figure_column(const sweep_spec *s, int c, char *buf, size_t n)
+{
+    for (int k = 0; k < s->nkeys; k++)
+        if (strcmp(s->keys[k].key, figures[c].column) == 0) {
+            snprintf(buf, n, "result.%s", figures[c].column);
+            return buf;
+        }
+    return figures[c].column;
+}
+
 static void write_csv(FILE *f, const sweep_spec *s, const json_t *points)
 {
+    char col[128];
     fputs("id,status", f);
     for (int k = 0; k < s->nkeys; k++) {
         fputc(',', f);
         csv_field(f, s->keys[k].key);
     }
     for (int c = 0; c < NFIGURES; c++)
-        fprintf(f, ",%s", figures[c].column);
+        fprintf(f, ",%s", figure_column(s, c, col, sizeof col));
     fputs(",error\n", f);
     size_t i;
     const json_t *rec;
@@ -418,8 +431,10 @@ static json_t *summary(const sweep_spec *s, const json_t *points, const char *ou
         }
         for (int c = 0; c < NFIGURES; c++)
             if (figures[c].summary) {
+                char col[128];
                 const json_t *v = res ? json_path(res, figures[c].path) : NULL;
-                json_object_set_new(row, figures[c].column, v ? json_deep_copy(v) : json_null());
+                json_object_set_new(row, figure_column(s, c, col, sizeof col),
+                                    v ? json_deep_copy(v) : json_null());
             }
         json_array_append_new(rows, row);
     }

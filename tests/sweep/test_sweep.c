@@ -138,6 +138,18 @@ static void test_sweep_list_form_with_failure(void **state)
     assert_true(cli_child_expect_text(why, "3*1 = 3 cores"));
     assert_null(json_object_get(point_at(res, 2), "result"));
     json_decref(res);
+    /* batch is both a swept key and a figure: the CSV names the figure result.batch */
+    char path[512];
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    char *csv = sweep_check_read(path);
+    char *nl = strchr(csv, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    printf("header: %s\n", csv);
+    assert_non_null(strstr(csv, ",batch,"));
+    assert_non_null(strstr(csv, ",result.batch,"));
+    assert_null(strstr(strstr(csv, ",batch,") + 1, ",batch,"));
+    free(csv);
 }
 
 static int64_t mtime_ns(const char *path)
