@@ -39,7 +39,9 @@ typedef struct {
 static int parse_opts(train_cli *o, int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"model", CLI_OPT_STR, &o->model, "FILE", "model config (kind: model)", NULL, 0, 0, 1},
+        {"model", CLI_OPT_STR, &o->model, "FILE",
+         "model config (kind: model); default: the model the --run config names", NULL, 0, 0,
+         0},
         {"run", CLI_OPT_STR, &o->run, "FILE",
          "run config (kind: run): batch, lengths, steps, seed and its train: settings", NULL, 0,
          0, 0},
@@ -72,7 +74,8 @@ static int parse_opts(train_cli *o, int argc, char **argv)
          0},
     };
     cli_spec spec = {
-        "switchsim train --model FILE [--run FILE] [OPTIONS]",
+        "switchsim train --run FILE [--model FILE] [OPTIONS]\n"
+        "       switchsim train --model FILE [OPTIONS]",
         "Trains a T5 / Switch Transformer model for real: bf16 (or fp32) numerics through the\n"
         "matrix-unit GEMM, real routing, Adafactor (T5X) or AdamW, T5 span corruption over a\n"
         "fortunes corpus (byte vocabulary). The run config's train: mapping sets precision,\n"
@@ -102,8 +105,7 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny\n"
         "  switchsim train --model configs/models/switch-tiny.yaml \\\n"
         "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny --resume --steps 600\n"
-        "  switchsim train --model configs/models/switch-tiny-nodrop.yaml \\\n"
-        "      --run configs/runs/switch-tiny-dp8.yaml --distributed --out runs/dp8",
+        "  switchsim train --run configs/runs/switch-tiny-dp8.yaml --distributed --out runs/dp8",
     };
     char *pos[argc];
     int npos = 0;
@@ -324,11 +326,21 @@ int cmd_train(int argc, char **argv)
     }
     ss_err err = {0};
     model_cfg model;
-    if (model_cfg_load(&model, c.model, &err) != SS_OK) {
+    run_cfg run;
+    if (!c.model && !c.run) {
+        cli_error("train", "give --run FILE (its model is trained) or --model FILE");
+        return CLI_EXIT_USAGE;
+    }
+    if (!c.model) {
+        if (run_cfg_load(&run, c.run, &err) != SS_OK) {
+            cli_error("train", "%s", err.msg);
+            return CLI_EXIT_FAIL;
+        }
+        model = run.model;
+    } else if (model_cfg_load(&model, c.model, &err) != SS_OK) {
         cli_error("train", "%s", err.msg);
         return CLI_EXIT_FAIL;
     }
-    run_cfg run;
     model_train_opts t;
     const int bad = settings(&t, &run, &model, &c);
     if (bad)

@@ -60,7 +60,7 @@ static void test_train_cli_help(void **state)
 {
     (void)state;
     expect_status(train("--help"), 0);
-    expect_in(g_run.out, "usage: switchsim train --model FILE");
+    expect_in(g_run.out, "usage: switchsim train --run FILE [--model FILE]");
     expect_in(g_run.out, "--resume");
     expect_in(g_run.out, "--force");
 }
@@ -68,7 +68,8 @@ static void test_train_cli_help(void **state)
 static void test_train_cli_usage_errors(void **state)
 {
     (void)state;
-    expect_status(train("--run tests/train/tiny-run.yaml"), 2); /* --model is required */
+    expect_status(train("--out '%s'", g_dir), 2); /* neither --run nor --model */
+    expect_in(g_run.err, "give --run FILE");
     expect_status(train(TINY " --out '%s' --seed abc", g_dir), 2);
     expect_in(g_run.err, "--seed");
     expect_status(train(TINY " --out '%s' --resume --force", g_dir), 2);
@@ -178,6 +179,23 @@ static void test_train_cli_run_and_resume(void **state)
     assert_int_equal(count_train_lines(), 2);
 }
 
+/* Without --model, the model the run config names is trained. */
+static void test_train_cli_model_from_run(void **state)
+{
+    (void)state;
+    expect_status(train("--run tests/train/tiny-run.yaml --out '%s' --force --steps 2 "
+                        "--eval-every 0 --format json",
+                        g_dir),
+                  0);
+    json_t *s = json_loads(g_run.out, 0, NULL);
+    assert_non_null(s);
+    assert_string_equal(json_string_value(json_object_get(s, "model")), "tiny-switch-test");
+    assert_int_equal(json_integer_value(json_object_get(s, "steps")), 2);
+    json_decref(s);
+    assert_null(strstr(g_run.err, "names model")); /* no mismatch note */
+    assert_int_equal(count_train_lines(), 2);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -214,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_train_cli_usage_errors),
         cmocka_unit_test(test_train_cli_run_and_resume),
         cmocka_unit_test(test_train_cli_record_routing),
+        cmocka_unit_test(test_train_cli_model_from_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
