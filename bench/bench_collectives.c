@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "collectives/coll.h"
 #include "sim/engine.h"
@@ -32,13 +32,6 @@ typedef struct {
     long max_chips[2]; /* per engine */
     int a2a_direct;
 } bench_opts;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     double wall_s, sim_s;
@@ -55,13 +48,13 @@ static row simulate(sim_engine_kind e, const coll_desc *d, coll_algo a, const si
     sim_result res;
     memset(&p, 0, sizeof p);
     memset(&res, 0, sizeof res);
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     int ok = coll_schedule_build(&s, d, a, &err) == SS_OK;
     ok = ok && sim_program_init(&p, sim_topo_ncores(d->topo), &err) == SS_OK;
     ok = ok && coll_schedule_lower(&s, &p, d->cores, 0, NULL, NULL, NULL, &err) == SS_OK;
     const sim_engine_cfg cfg = {chip, d->topo, SIM_PACKET_BYTES_DEFAULT, 0, 0};
     ok = ok && sim_engine_run(e, &p, &cfg, &res, &err) == SS_OK;
-    r.wall_s = now_s() - t0;
+    r.wall_s = bench_now_s() - t0;
     r.ok = ok;
     r.sim_s = ok ? res.makespan_s : 0;
     if (!ok)

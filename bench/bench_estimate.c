@@ -10,20 +10,14 @@
  * exceeds --timeout seconds is killed with its whole process group and reported as such.
  * Invariants: prints to stdout only; never part of `meson test`.
  */
-#define _DEFAULT_SOURCE /* wait4 */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
 
 typedef struct {
@@ -40,64 +34,7 @@ static const bench_case cases[] = {
     {"switch-xxl-128-v3-2048", "systemc"},
 };
 
-typedef struct {
-    double wall_s, cpu_s, maxrss_mib;
-    int status;        /* exit status, -1 killed (timeout or signal) */
-    char *out;         /* the child's stdout (the JSON result), malloc'd; NULL if unreadable */
-} child_result;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Runs argv with stdout to a file, waits at most timeout_s; fills r. */
-static int run_child(char *const argv[], double timeout_s, child_result *r)
-{
-    char path[] = "/tmp/bench_estimate_XXXXXX";
-    const int fd = mkstemp(path);
-    if (fd < 0)
-        return -1;
-    unlink(path);
-    const double t0 = now_s();
-    const pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        setpgid(0, 0); /* its own group: a timeout kills the SystemC child too */
-        dup2(fd, STDOUT_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    struct rusage ru;
-    int st = 0;
-    pid_t got = 0;
-    while ((got = wait4(pid, &st, WNOHANG, &ru)) == 0) {
-        if (now_s() - t0 > timeout_s)
-            kill(-pid, SIGKILL);
-        nanosleep(&(struct timespec){0, 20000000}, NULL);
-    }
-    r->wall_s = now_s() - t0;
-    r->maxrss_mib = got == pid ? (double)ru.ru_maxrss / 1024.0 : 0;
-    r->cpu_s = got == pid ? (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-                                (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec
-                          : 0;
-    r->status = got == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    const off_t size = lseek(fd, 0, SEEK_END);
-    r->out = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    ssize_t n = 0;
-    if (r->out && lseek(fd, 0, SEEK_SET) == 0)
-        for (ssize_t k; n < size && (k = read(fd, r->out + n, (size_t)(size - n))) > 0;)
-            n += k;
-    if (r->out)
-        r->out[n] = '\0';
-    close(fd);
-    return 0;
-}
-
-static void report(const bench_case *c, const child_result *r, double timeout_s)
+static void report(const bench_case *c, const bench_child *r, double timeout_s)
 {
     if (r->status != 0) {
         printf("%-24s %-9s %8.2f %8.2f %10.0f  %s\n", c->run, c->engine, r->wall_s, r->cpu_s,
@@ -166,8 +103,8 @@ int main(int argc, char **argv)
             args[na++] = (char *)comm;
         }
         args[na] = NULL;
-        child_result r = {0};
-        if (run_child(args, timeout_s, &r) != 0) {
+        bench_child r = {0};
+        if (bench_child_run(args, timeout_s, &r) != 0) {
             fprintf(stderr, "bench_estimate: cannot run %s: %s\n", exe, strerror(errno));
             return 1;
         }

@@ -20,11 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "common/bf16.h"
 #include "common/rng.h"
@@ -45,13 +45,6 @@ typedef struct {
     float *A, *B, *C;
     shape s;
 } problem;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -90,10 +83,10 @@ static double measured_ghz(void)
     double best = 0.0;
     for (int rep = 0; rep < 50; rep++) {
         uint64_t x = 0;
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         for (long i = 0; i < iters; i++)
             __asm__ volatile(".rept 100\n\tadd $1, %0\n\t.endr" : "+r"(x));
-        const double ghz = (double)iters * 100.0 / (now_s() - t0) / 1e9;
+        const double ghz = (double)iters * 100.0 / (bench_now_s() - t0) / 1e9;
         best = ghz > best ? ghz : best;
     }
     return best;
@@ -141,7 +134,7 @@ static double time_once(const problem *p, run_kind kind)
     sim_gemm_cfg cfg = sim_gemm_cfg_default();
     cfg.mode = kind == RUN_EXACT_BF16 ? SIM_GEMM_EXACT : SIM_GEMM_FAST;
     ss_err err = {0};
-    const double t0 = now_s();
+    const double t0 = bench_now_s();
     if (kind == RUN_SGEMM) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
                     p->A, (int)K, p->B, (int)N, 0.0f, p->C, (int)N);
@@ -149,7 +142,7 @@ static double time_once(const problem *p, run_kind kind)
         fprintf(stderr, "bench_gemm: %s\n", err.msg);
         return -1.0;
     }
-    return now_s() - t0;
+    return bench_now_s() - t0;
 }
 
 /* Prints best and median GFLOP/s of the sorted times t[0..reps) and the fractions of the

@@ -15,20 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "common/rng.h"
 #include "sim/engine.h"
 #include "sim/pod.h"
 #include "switchsim_config.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double maxrss_mib(int who)
 {
@@ -89,9 +82,9 @@ static int run_one(const char *what, sim_engine_kind kind, const sim_program *p,
 {
     sim_result res;
     ss_err err;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     ss_status st = sim_engine_run(kind, p, cfg, &res, &err);
-    double wall = now_s() - t0;
+    double wall = bench_now_s() - t0;
     if (st != SS_OK) {
         fprintf(stderr, "bench_sim: %s (%s): %s\n", what, sim_engine_name(kind), err.msg);
         return 1;

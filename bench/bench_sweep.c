@@ -4,17 +4,17 @@
  * configs/sweeps/switch-base-experts-v3-32.yaml (6 points of about 0.3 s: the simulator's
  * cost dominates), each with -j 1, -j 2 and, when mpirun is on PATH, 2 and 4 MPI ranks of
  * -j 1. Every run starts from an empty output folder (nothing resumed) and skips the report.
- * Invariants: prints to stdout only; a run that fails is reported with its exit status; never
- * part of `meson test`.
+ * Invariants: prints to stdout only; a run that fails is reported with its exit status and its
+ * log is kept (the scratch folder is removed only when every run succeeded); never part of
+ * `meson test`.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
+#include "common/fileio.h"
 
 typedef struct {
     const char *sweep;  /* relative to the source root */
@@ -35,32 +35,30 @@ static const bench_mode modes[] = {
     {"-j 1", 0, 1}, {"-j 2", 0, 2}, {"mpirun -np 2, -j 1", 2, 1}, {"mpirun -np 4, -j 1", 4, 1},
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Runs one sweep in one mode into a fresh folder; returns the exit status, *wall the time. */
+/* Runs one sweep in one mode into a fresh folder; returns the exit status (-1: killed or not
+ * started), *wall the time. */
 static int run_once(const char *exe, const char *root, const char *tmp, const bench_sweep_file *s,
                     const bench_mode *m, int rep, double *wall)
 {
     char out[512], cmd[8192], launcher[256] = "";
     snprintf(out, sizeof out, "%s/run-%d-%d-%d", tmp, m->ranks, m->jobs, rep);
+    *wall = 0;
+    if (file_remove_tree(out) != 0) /* the same folder served the previous sweep file */
+        return -1;
     if (m->ranks)
         snprintf(launcher, sizeof launcher,
                  "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                  "mpirun --oversubscribe -np %d ",
                  m->ranks);
     snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && cd '%s' && %s'%s' sweep %s -j %d --no-report -o '%s' "
-             "> /dev/null 2> '%s.log'",
-             out, root, launcher, exe, s->sweep, m->jobs, out, out);
-    double t0 = now_s();
-    int rc = system(cmd);
-    *wall = now_s() - t0;
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+             "cd '%s' && %s'%s' sweep %s -j %d --no-report -o '%s' > /dev/null 2> '%s.log'",
+             root, launcher, exe, s->sweep, m->jobs, out, out);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    bench_child r = {0};
+    const int started = bench_child_run(argv, 0, &r) == 0;
+    free(r.out);
+    *wall = r.wall_s;
+    return started ? r.status : -1;
 }
 
 int main(int argc, char **argv)
@@ -89,6 +87,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int have_mpirun = system("command -v mpirun > /dev/null 2>&1") == 0;
+    int failed = 0;
     printf("%-48s %-20s %7s %10s %10s\n", "sweep", "mode", "points", "best_s", "points/s");
     for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++)
         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
@@ -103,6 +102,7 @@ int main(int argc, char **argv)
                 if (wall < best)
                     best = wall;
             }
+            failed |= rc != 0;
             if (rc != 0)
                 printf("%-48s %-20s %7d  failed (exit %d; log in %s)\n", sweeps[i].sweep,
                        m->label, sweeps[i].points, rc, tmp);
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
                        sweeps[i].points, best, sweeps[i].points / best);
             fflush(stdout);
         }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : 1;
+    if (failed)
+        return 1; /* the logs stay in tmp */
+    return file_remove_tree(tmp) == 0 ? 0 : 1;
 }

@@ -30,12 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 #include <jansson.h>
 
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "model/count.h"
 #include "model/data.h"
@@ -118,13 +118,6 @@ static double time_training(const model_cfg *cfg, const bench_opts *o, run_preci
     return clk.t_last - clk.t_first;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The distributed steps of one configuration (data loaded, trainer built). */
 typedef struct {
     model_data_corpus corpus;
@@ -184,7 +177,7 @@ static double time_distributed(const model_cfg *cfg, const bench_opts *o, run_pr
     memset(&r, 0, sizeof r);
     ss_status st = dist_setup(&r, cfg, o, prec, gemm, &err);
     const model_lr_schedule sched = run_train_schedule(&r.tr);
-    double t_first = now_s(), t_last = t_first;
+    double t_first = bench_now_s(), t_last = t_first;
     for (long s = 0; st == SS_OK && s < o->steps; s++) {
         st = model_data_batch(r.in, r.tgt, r.dec, &r.ds, MODEL_DATA_TRAIN, (uint64_t)s,
                               (int)o->batch, &err);
@@ -192,9 +185,9 @@ static double time_distributed(const model_cfg *cfg, const bench_opts *o, run_pr
             st = model_dtrain_step(r.d, r.in, r.dec, r.tgt, (uint64_t)s,
                                    (float)model_lr_at(&sched, (uint64_t)s), NULL, &err);
         if (s + 1 == o->warmup)
-            t_first = now_s();
+            t_first = bench_now_s();
         if (s + 1 == o->steps - 1)
-            t_last = now_s();
+            t_last = bench_now_s();
     }
     if (st == SS_OK)
         *target_length = r.ds.cfg.target_length;

@@ -56,6 +56,9 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 };
  * ends options; -h/--help prints help to stdout and returns CLI_PARSE_HELP; any error prints a
  * message and a hint to stderr and returns CLI_PARSE_ERROR. */
 int cli_parse(const cli_spec *spec, int argc, char **argv, char **pos, int *npos);
+/* Rewrites each "-o" of argv[1..] before a "--" to "--output", for the subcommands whose -o is
+ * short for --output (cli_parse knows long names only); call it before cli_parse. */
+void cli_short_output(int argc, char **argv);
 void cli_print_help(const cli_spec *spec);
 /* A subcommand with tools of its own (`switchsim numerics bf16|gemm`, `switchsim op gemm|
  * vector`): prints the tool list for --help (stdout, exit 0) or a missing/unknown tool (stderr,

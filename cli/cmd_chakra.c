@@ -9,7 +9,6 @@
  * result printed is the list of files written or the program's size, never wall-clock time.
  */
 #include <stdio.h>
-#include <string.h>
 
 #include <jansson.h>
 
@@ -26,18 +25,6 @@
 #define DEFAULT_PREFIX "switchsim"
 
 #if SWITCHSIM_HAVE_CHAKRA
-
-/* -o is short for --output (the option parser knows long names only). */
-static void short_output(int argc, char **argv)
-{
-    static char output[] = "--output";
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if (strcmp(argv[i], "-o") == 0)
-            argv[i] = output;
-    }
-}
 
 static int emit(json_t *j, int format, const char *who)
 {
@@ -140,7 +127,7 @@ static int cmd_export(int argc, char **argv)
         "  switchsim chakra export --program tests/engine/programs/allreduce.prog \\\n"
         "      --pod configs/pods/tpu-v3-8.yaml -o et/ --prefix allreduce",
     };
-    short_output(argc, argv);
+    cli_short_output(argc, argv);
     char *pos[argc > 0 ? argc : 1];
     int npos = 0;
     const int prc = cli_parse(&spec, argc, argv, pos, &npos);
@@ -197,7 +184,7 @@ static int cmd_import(int argc, char **argv)
         "example:\n"
         "  switchsim chakra import et/ -o step.prog && switchsim sim --pod POD --program step.prog",
     };
-    short_output(argc, argv);
+    cli_short_output(argc, argv);
     char *pos[argc > 0 ? argc : 1];
     int npos = 0;
     const int prc = cli_parse(&spec, argc, argv, pos, &npos);

@@ -50,10 +50,7 @@ int cmd_report(int argc, char **argv)
         "  switchsim report a.json b.json sweep.json -o scaling --title 'Expert scaling'\n"
         "  reports/examples/regenerate.sh   (the committed example reports)",
     };
-    /* -o is the short form of --output */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-o") == 0)
-            argv[i] = "--output";
+    cli_short_output(argc, argv);
     char *pos[argc > 0 ? argc : 1];
     int npos = 0;
     const int prc = cli_parse(&spec, argc, argv, pos, &npos);

@@ -203,6 +203,17 @@ static int looks_negative_number(const char *a)
            strcasecmp(a, "-nan") == 0;
 }
 
+void cli_short_output(int argc, char **argv)
+{
+    static char output[] = "--output";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-o") == 0)
+            argv[i] = output;
+    }
+}
+
 static int usage_fail(const cli_spec *spec)
 {
     fprintf(stderr, "usage: %s\n(see --help)\n", spec->usage);

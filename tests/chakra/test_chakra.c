@@ -24,6 +24,7 @@
 
 #include "common/fileio.h"
 #include "sim/program.h"
+#include "test_scratch.h"
 #include "traces/chakra.h"
 
 #define POD "configs/pods/tpu-v3-8.yaml"
@@ -33,8 +34,9 @@
 /* A fresh temporary directory per test, removed afterwards. */
 static int setup_dir(void **state)
 {
-    char *dir = strdup("/tmp/switchsim-chakra-XXXXXX");
-    if (!dir || !mkdtemp(dir)) {
+    enum { CAP = 64 };
+    char *dir = malloc(CAP);
+    if (!dir || test_scratch_make(dir, CAP, "switchsim-chakra") != 0) {
         free(dir);
         return -1;
     }
@@ -44,9 +46,9 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    file_remove_tree(*state);
+    const int rc = test_scratch_remove(*state);
     free(*state);
-    return 0;
+    return rc;
 }
 
 static char *read_text(const char *path)

@@ -1,6 +1,6 @@
 /* This file implements the tests of the option parser in cli/opt.c: values and ranges,
  * choices, required options, positional arguments (including negative numbers), --name=value,
- * and the usage errors it reports.
+ * the usage errors it reports, and -o rewritten to --output before "--" (cli_short_output).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,12 +101,26 @@ static void test_opt_required_and_help(void **state)
     assert_int_equal(parse(&o, 7, argv4, pos, &npos), CLI_PARSE_ERROR); /* at most 3 */
 }
 
+/* -o becomes --output wherever it stands before "--", never argv[0] or after "--". */
+static void test_opt_short_output(void **state)
+{
+    (void)state;
+    char *argv[] = {"-o", "in.json", "-o", "dir", "-oo", "--", "-o", NULL};
+    cli_short_output(7, argv);
+    const char *want[] = {"-o", "in.json", "--output", "dir", "-oo", "--", "-o"};
+    for (int i = 0; i < 7; i++) {
+        printf("argv[%d] = %s (want %s)\n", i, argv[i], want[i]);
+        assert_string_equal(argv[i], want[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opt_parses_all_kinds),
         cmocka_unit_test(test_opt_rejects_bad_values),
         cmocka_unit_test(test_opt_required_and_help),
+        cmocka_unit_test(test_opt_short_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,38 +28,16 @@
 #include "collectives/coll.h"
 #include "common/rng.h"
 #include "sim/engine.h"
+#include "test_pod.h"
 
 enum { PKT = 4096 };
-static const double B_PER_S = 100e9, ALPHA_S = 1e-6;
+static const double B_PER_S = TEST_POD_LINK_GBPS * 1e9;
+static const double ALPHA_S = TEST_POD_LINK_LATENCY_NS / 1e9;
 
-static sim_chip test_chip(int cores_per_chip)
-{
-    sim_chip c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "test-chip");
-    c.cores_per_chip = cores_per_chip;
-    c.hbm_bytes = (uint64_t)32 << 30;
-    c.hbm_gbps = 900;
-    c.ici_ports = 6;
-    c.link_gbps = B_PER_S / 1e9;
-    c.link_latency_ns = ALPHA_S * 1e9;
-    c.mxu_per_core = 2;
-    c.mxu_rows = 128;
-    c.mxu_cols = 128;
-    c.clock_ghz = 0.94;
-    c.vector_flops_per_cycle = 1024;
-    c.vmem_bytes = (uint64_t)16 << 20;
-    return c;
-}
-
+/* An ndims-dimensional torus x [x y [x z]] (every dimension wrapped). */
 static sim_topo make_topo(int ndims, int x, int y, int z, int cores_per_chip)
 {
-    const int dims[3] = {x, y, z}, wraps[3] = {1, 1, 1};
-    sim_topo t;
-    ss_err err = {0};
-    if (sim_topo_init(&t, ndims, dims, wraps, cores_per_chip, &err) != SS_OK)
-        fail_msg("topology: %s", err.msg);
-    return t;
+    return test_pod_grid(ndims, x, y, z, 1, cores_per_chip);
 }
 
 static int32_t *iota(int32_t n, int32_t first, int32_t stride)
@@ -269,32 +247,31 @@ static void reduce_case(const shape *sh, sim_coll_kind kind, coll_algo a, coll_d
     coll_schedule_free(&s);
 }
 
-static void test_coll_allreduce_matches_fp64_sum(void **state)
+/* reduce_case of kind on every shape, with every reducing algorithm and both dtypes, at the
+ * element counts big and small. */
+static void reduce_every_shape(sim_coll_kind kind, uint64_t big, uint64_t small)
 {
-    (void)state;
     make_shapes();
     const coll_algo algos[] = {COLL_ALGO_RING, COLL_ALGO_BIRING, COLL_ALGO_TORUS, COLL_ALGO_HD};
     for (int i = 0; i < nshapes_made; i++)
         for (size_t a = 0; a < 4; a++)
             for (int dt = 0; dt < 2; dt++) {
-                reduce_case(&shapes[i], SIM_COLL_ALLREDUCE, algos[a], (coll_dtype)dt, 301);
-                reduce_case(&shapes[i], SIM_COLL_ALLREDUCE, algos[a], (coll_dtype)dt, 5);
+                reduce_case(&shapes[i], kind, algos[a], (coll_dtype)dt, big);
+                reduce_case(&shapes[i], kind, algos[a], (coll_dtype)dt, small);
             }
     free_shapes();
+}
+
+static void test_coll_allreduce_matches_fp64_sum(void **state)
+{
+    (void)state;
+    reduce_every_shape(SIM_COLL_ALLREDUCE, 301, 5);
 }
 
 static void test_coll_reducescatter_matches_fp64_sum(void **state)
 {
     (void)state;
-    make_shapes();
-    const coll_algo algos[] = {COLL_ALGO_RING, COLL_ALGO_BIRING, COLL_ALGO_TORUS, COLL_ALGO_HD};
-    for (int i = 0; i < nshapes_made; i++)
-        for (size_t a = 0; a < 4; a++)
-            for (int dt = 0; dt < 2; dt++) {
-                reduce_case(&shapes[i], SIM_COLL_REDUCESCATTER, algos[a], (coll_dtype)dt, 256);
-                reduce_case(&shapes[i], SIM_COLL_REDUCESCATTER, algos[a], (coll_dtype)dt, 37);
-            }
-    free_shapes();
+    reduce_every_shape(SIM_COLL_REDUCESCATTER, 256, 37);
 }
 
 /* hd on a non-power-of-two group falls back to ring (documented). */
@@ -645,12 +622,8 @@ static int have_systemc(void)
 static sim_result run_engine(sim_engine_kind k, const sim_program *p, const sim_chip *chip,
                              const sim_topo *t, int record)
 {
-    sim_result r;
-    ss_err err = {0};
     const sim_engine_cfg cfg = {chip, t, PKT, record, 0};
-    if (sim_engine_run(k, p, &cfg, &r, &err) != SS_OK)
-        fail_msg("%s engine: %s", sim_engine_name(k), err.msg);
-    return r;
+    return test_pod_run(k, p, &cfg);
 }
 
 /* A program with a matmul, an all-reduce (hint), a barrier, an alltoallv (auto) and a matmul
@@ -659,7 +632,7 @@ static void test_coll_program_lowering_runs_on_both_engines(void **state)
 {
     (void)state;
     const sim_topo t = make_topo(2, 4, 2, 1, 1);
-    const sim_chip chip = test_chip(1);
+    const sim_chip chip = test_pod_chip("test-chip", 1);
     sim_program in, out;
     ss_err err = {0};
     assert_int_equal(sim_program_init(&in, 8, &err), SS_OK);
@@ -829,7 +802,7 @@ static void expect_close(const char *what, double got, double want, double tol)
 static void test_coll_ring_allreduce_closed_form(void **state)
 {
     (void)state;
-    const sim_chip chip = test_chip(1);
+    const sim_chip chip = test_pod_chip("test-chip", 1);
     const uint64_t n = 16u << 20;
     const int32_t ps[] = {8, 16};
     for (size_t i = 0; i < 2; i++) {
@@ -875,7 +848,7 @@ static void test_coll_ring_allreduce_closed_form(void **state)
 static void test_coll_torus_allreduce_closed_form(void **state)
 {
     (void)state;
-    const sim_chip chip = test_chip(1);
+    const sim_chip chip = test_pod_chip("test-chip", 1);
     const uint64_t n = 16u << 20;
     for (int k = 4; k <= 8; k += 4) {
         shape sh = {"torus", make_topo(2, k, k, 1, 1), k * k, iota(k * k, 0, 1)};
@@ -904,7 +877,7 @@ static void test_coll_torus_allreduce_closed_form(void **state)
 static void test_coll_alltoall_bisection_bound(void **state)
 {
     (void)state;
-    const sim_chip chip = test_chip(1);
+    const sim_chip chip = test_pod_chip("test-chip", 1);
     const uint64_t m = 64u << 10;
     for (int k = 4; k <= 8; k += 4) {
         shape sh = {"torus", make_topo(2, k, k, 1, 1), k * k, iota(k * k, 0, 1)};
@@ -942,7 +915,7 @@ static void test_coll_alltoall_bisection_bound(void **state)
 static void test_coll_shared_ports_queue_in_both_engines(void **state)
 {
     (void)state;
-    const sim_chip chip = test_chip(2);
+    const sim_chip chip = test_pod_chip("test-chip", 2);
     const sim_topo t = make_topo(1, 8, 1, 1, 2);
     int32_t *ga = iota(8, 0, 2), *gb = iota(8, 1, 2);
     const coll_desc d = {SIM_COLL_ALLREDUCE, 8, 1u << 20, NULL, 4, &t, ga};

@@ -36,12 +36,8 @@ static void run(cli_child_result *r, const char *args)
 /* The JSON that "switchsim collective args" prints with exit status 0. */
 static json_t *run_json(const char *args)
 {
-    cli_child_result r;
-    json_t *o = cli_child_json(&r, "collective %s", args);
-    cli_child_print(&r, stdout, 1500);
-    if (!o)
-        fail_msg("%s", r.why);
-    cli_child_free(&r);
+    json_t *o = cli_child_json_shown(1500, "collective %s", args);
+    assert_non_null(o);
     return o;
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <math.h>
 
+#include "test_scratch.h"
 #include "traces/chrome_trace.h"
 
 typedef struct {
@@ -28,10 +29,7 @@ typedef struct {
 static int setup(void **state)
 {
     scratch *s = calloc(1, sizeof *s);
-    if (!s)
-        return -1;
-    snprintf(s->dir, sizeof s->dir, "/tmp/switchsim-trace-XXXXXX");
-    if (!mkdtemp(s->dir)) {
+    if (!s || test_scratch_make(s->dir, sizeof s->dir, "switchsim-trace") != 0) {
         free(s);
         return -1;
     }
@@ -43,10 +41,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     scratch *s = *state;
-    unlink(s->path);
-    rmdir(s->dir);
+    const int rc = test_scratch_remove(s->dir);
     free(s);
-    return 0;
+    return rc;
 }
 
 static int exists(const char *path)

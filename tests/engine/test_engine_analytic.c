@@ -26,46 +26,19 @@
 #include "common/rng.h"
 #include "sim/engine.h"
 #include "sim/timing.h"
+#include "test_pod.h"
 
 enum { PKT = 4096 };
 
 static sim_chip test_chip(int cores_per_chip)
 {
-    sim_chip c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "test-chip");
-    c.cores_per_chip = cores_per_chip;
-    c.hbm_bytes = (uint64_t)32 << 30;
-    c.hbm_gbps = 900;
-    c.ici_ports = 6;
-    c.link_gbps = 100;
-    c.link_latency_ns = 1000;
-    c.mxu_per_core = 2;
-    c.mxu_rows = 128;
-    c.mxu_cols = 128;
-    c.clock_ghz = 0.94;
-    c.vector_flops_per_cycle = 1024;
-    c.vmem_bytes = (uint64_t)16 << 20;
-    return c;
+    return test_pod_chip("test-chip", cores_per_chip);
 }
 
+/* An ndims-dimensional (1 or 2) x [x y] grid, every dimension wrapped or none. */
 static sim_topo make_topo(int ndims, int x, int y, int wrap, int cores_per_chip)
 {
-    const int dims[2] = {x, y}, wraps[2] = {wrap, wrap};
-    sim_topo t;
-    ss_err err = {0};
-    if (sim_topo_init(&t, ndims, dims, wraps, cores_per_chip, &err) != SS_OK)
-        fail_msg("topology: %s", err.msg);
-    return t;
-}
-
-static sim_program new_program(int32_t ncores)
-{
-    sim_program p;
-    ss_err err = {0};
-    if (sim_program_init(&p, ncores, &err) != SS_OK)
-        fail_msg("program: %s", err.msg);
-    return p;
+    return test_pod_grid(ndims, x, y, 1, wrap, cores_per_chip);
 }
 
 /* Runs p on the analytic engine; fails the test on an error. */
@@ -73,11 +46,7 @@ static sim_result run_ok(const sim_program *p, const sim_chip *chip, const sim_t
                          int record)
 {
     const sim_engine_cfg cfg = {chip, t, PKT, record, record};
-    sim_result r;
-    ss_err err = {0};
-    if (sim_engine_run(SIM_ENGINE_ANALYTIC, p, &cfg, &r, &err) != SS_OK)
-        fail_msg("engine: %s", err.msg);
-    return r;
+    return test_pod_run(SIM_ENGINE_ANALYTIC, p, &cfg);
 }
 
 /* Runs p and expects a failure whose message contains every needle (NULL-terminated). */
@@ -132,7 +101,7 @@ static double store_and_forward(uint64_t bytes, int hops, double bw, double lat)
 static void check_transfer(const sim_topo *t, int32_t dst_core, int hops, uint64_t bytes)
 {
     const sim_chip chip = test_chip(t->cores_per_chip);
-    sim_program p = new_program(sim_topo_ncores(t));
+    sim_program p = test_pod_program(sim_topo_ncores(t));
     const int32_t s = sim_program_add_send(&p, 0, 0, dst_core, bytes, 0, NULL, 0);
     const int32_t r = sim_program_add_recv(&p, dst_core, 0, 0, bytes, 0, NULL, 0);
     assert_int_equal(sim_topo_hops(t, 0, sim_topo_core_chip(t, dst_core)), hops);
@@ -185,7 +154,7 @@ static void test_engine_analytic_intra_chip(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 4, 1, 1, 2);
     const sim_chip chip = test_chip(2);
-    sim_program p = new_program(8);
+    sim_program p = test_pod_program(8);
     const int32_t mm = sim_program_add_matmul(&p, 0, 0, 256, 256, 256, SIM_OPERANDS_BF16, NULL, 0);
     const int32_t s = sim_program_add_send(&p, 0, 0, 1, 1 << 20, 0, &mm, 1);
     const int32_t r = sim_program_add_recv(&p, 1, 0, 0, 1 << 20, 0, NULL, 0);
@@ -211,7 +180,7 @@ static void test_engine_analytic_matmul_chain(void **state)
                                   {4096, 512, 2048}, {1, 1, 1}, {512, 512, 512}};
     const sim_operands dtype[] = {SIM_OPERANDS_BF16, SIM_OPERANDS_BF16, SIM_OPERANDS_F32,
                                   SIM_OPERANDS_BF16, SIM_OPERANDS_BF16, SIM_OPERANDS_F32};
-    sim_program p = new_program(1);
+    sim_program p = test_pod_program(1);
     double sum = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         sim_program_add_matmul(&p, 0, 0, shapes[i][0], shapes[i][1], shapes[i][2], dtype[i],
@@ -238,7 +207,7 @@ static void test_engine_analytic_units_overlap(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 1, 1, 0, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(1);
+    sim_program p = test_pod_program(1);
     const int32_t a =
         sim_program_add_matmul(&p, 0, 0, 1024, 1024, 1024, SIM_OPERANDS_BF16, NULL, 0);
     const int32_t b = sim_program_add_vector(&p, 0, 0, SIM_VECTOR_SOFTMAX, 1 << 20, 0,
@@ -267,7 +236,7 @@ static void test_engine_analytic_unit_serialises(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 1, 1, 0, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(1);
+    sim_program p = test_pod_program(1);
     const int32_t a = sim_program_add_matmul(&p, 0, 0, 512, 512, 512, SIM_OPERANDS_BF16, NULL, 0);
     const int32_t v = sim_program_add_vector(&p, 0, 0, SIM_VECTOR_NORM, 4096, 0,
                                              SIM_OPERANDS_BF16, NULL, 0);
@@ -292,7 +261,7 @@ static void test_engine_analytic_shared_link(void **state)
     const sim_topo t = make_topo(1, 3, 1, 0, 1);
     const sim_chip chip = test_chip(1);
     const uint64_t bytes = 1 << 20;
-    sim_program one = new_program(3), two = new_program(3);
+    sim_program one = test_pod_program(3), two = test_pod_program(3);
     for (int32_t f = 0; f < 2; f++) {
         sim_program *p = f == 0 ? &one : &two;
         for (int32_t src = 0; src <= f; src++) {
@@ -325,7 +294,7 @@ static void test_engine_analytic_port_queue(void **state)
     const sim_topo t = make_topo(1, 4, 1, 1, 2);
     const sim_chip chip = test_chip(2);
     const uint64_t a = 1 << 20, b = 3 << 19;
-    sim_program p = new_program(8);
+    sim_program p = test_pod_program(8);
     const int32_t sa = sim_program_add_send(&p, 1, 0, 2, a, 0, NULL, 0);
     const int32_t sb = sim_program_add_send(&p, 0, 0, 3, b, 0, NULL, 0);
     const int32_t sm = sim_program_add_send(&p, 0, 0, 6, b, 0, NULL, 0);
@@ -352,7 +321,7 @@ static void test_engine_analytic_link_stats(void **state)
     const sim_topo t = make_topo(2, 4, 4, 1, 2);
     const sim_chip chip = test_chip(2);
     const int32_t ncores = sim_topo_ncores(&t);
-    sim_program p = new_program(ncores);
+    sim_program p = test_pod_program(ncores);
     rng_state rng;
     rng_seed(&rng, 42);
     uint64_t want_bytes = 0, want_packets = 0, want_hops = 0;
@@ -409,7 +378,7 @@ static void test_engine_analytic_recv_before_send(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 4, 1, 1, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     const int32_t r = sim_program_add_recv(&p, 0, 0, 1, 8192, 0, NULL, 0);
     const int32_t mm =
         sim_program_add_matmul(&p, 1, 0, 2048, 2048, 2048, SIM_OPERANDS_BF16, NULL, 0);
@@ -438,7 +407,7 @@ static void test_engine_analytic_ports_run_concurrently(void **state)
     const sim_topo t = make_topo(1, 8, 1, 1, 1);
     const sim_chip chip = test_chip(1);
     const uint64_t big = 3u << 20, small = 1u << 20;
-    sim_program p = new_program(8);
+    sim_program p = test_pod_program(8);
     const int32_t sp = sim_program_add_send(&p, 0, 0, 1, big, 0, NULL, 0);
     const int32_t sm = sim_program_add_send(&p, 0, 0, 7, small, 0, NULL, 0);
     const int32_t rp = sim_program_add_recv(&p, 1, 0, 0, big, 0, NULL, 0);
@@ -471,7 +440,7 @@ static void test_engine_analytic_early_recv_blocks_nothing(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 4, 1, 1, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     const int32_t late = sim_program_add_recv(&p, 0, 0, 1, 4096, 0, NULL, 0);
     const int32_t s = sim_program_add_send(&p, 0, 0, 3, 1u << 20, 0, NULL, 0);
     const int32_t early = sim_program_add_recv(&p, 0, 0, 2, 4096, 0, NULL, 0);
@@ -504,7 +473,7 @@ static void test_engine_analytic_deadlock_needs_a_cycle(void **state)
     const sim_topo t = make_topo(1, 2, 1, 0, 1);
     const sim_chip chip = test_chip(1);
     for (int cycle = 0; cycle < 2; cycle++) {
-        sim_program p = new_program(2);
+        sim_program p = test_pod_program(2);
         for (int32_t c = 0; c < 2; c++) {
             const int32_t r = sim_program_add_recv(&p, c, 0, 1 - c, 64, 0, NULL, 0);
             sim_program_add_send(&p, c, 0, 1 - c, 64, 0, &r, cycle);
@@ -530,7 +499,7 @@ static void test_engine_analytic_collective_error(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 2, 1, 0, 1);
     const sim_chip chip = test_chip(1);
-    sim_program p = new_program(2);
+    sim_program p = test_pod_program(2);
     const int32_t members[2] = {0, 1};
     const int32_t g = sim_program_add_group(&p, members, 2);
     for (int32_t c = 0; c < 2; c++) {
@@ -548,11 +517,11 @@ static void test_engine_analytic_core_mismatch(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 4, 1, 1, 2); /* 8 cores */
     const sim_chip chip2 = test_chip(2), chip1 = test_chip(1);
-    sim_program big = new_program(9);
+    sim_program big = test_pod_program(9);
     sim_program_add_hbm(&big, 8, 0, 4096, 0, NULL, 0);
     run_fails(&big, &chip2, &t, "9 cores", "only 8", (const char *)NULL);
     /* fewer cores than the pod: fine, the rest idle */
-    sim_program small = new_program(3);
+    sim_program small = test_pod_program(3);
     sim_program_add_hbm(&small, 2, 0, 4096, 0, NULL, 0);
     sim_result res = run_ok(&small, &chip2, &t, 0);
     assert_int_equal(res.ncores, 8);
@@ -568,7 +537,7 @@ static void test_engine_analytic_core_mismatch(void **state)
 static void test_engine_pair_xfers(void **state)
 {
     (void)state;
-    sim_program p = new_program(3);
+    sim_program p = test_pod_program(3);
     const int32_t s0 = sim_program_add_send(&p, 0, 0, 1, 10, 5, NULL, 0);
     const int32_t s1 = sim_program_add_send(&p, 0, 0, 1, 20, 0, NULL, 0);
     const int32_t s2 = sim_program_add_send(&p, 0, 0, 1, 30, 5, NULL, 0);
@@ -617,7 +586,7 @@ static void test_engine_dispatch(void **state)
     (void)state;
     const sim_topo t = make_topo(1, 2, 1, 0, 1);
     const sim_chip chip = test_chip(1);
-    sim_program big = new_program(3);
+    sim_program big = test_pod_program(3);
     sim_program_add_hbm(&big, 2, 0, 64, 0, NULL, 0);
     const sim_engine_cfg cfg = {&chip, &t, PKT, 0, 0};
     sim_result r;
@@ -630,7 +599,7 @@ static void test_engine_dispatch(void **state)
     assert_int_not_equal(sim_engine_run(SIM_ENGINE_ANALYTIC, &big, &no_packets, &r, &err), SS_OK);
     assert_non_null(strstr(err.msg, "packet_bytes"));
 #if !SWITCHSIM_HAVE_SYSTEMC
-    sim_program ok = new_program(2);
+    sim_program ok = test_pod_program(2);
     sim_program_add_hbm(&ok, 1, 0, 64, 0, NULL, 0);
     assert_int_not_equal(sim_engine_run(SIM_ENGINE_SYSTEMC, &ok, &cfg, &r, &err), SS_OK);
     printf("  systemc without SystemC: %s\n", err.msg);
@@ -698,7 +667,7 @@ static void test_engine_analytic_priced_collective(void **state)
     (void)state;
     priced_fixture f;
     priced_init(&f);
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     for (int32_t c = 0; c < 4; c++)
         sim_program_add_hbm(&p, c, 0, (uint64_t)(c + 1) << 20, 0, NULL, 0);
     add_coll(&p, 0, 0, 4);
@@ -738,7 +707,7 @@ static void test_engine_analytic_priced_translation(void **state)
     (void)state;
     priced_fixture f;
     priced_init(&f);
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     add_coll(&p, 0, 0, 2);
     add_coll(&p, 1, 2, 2);
     ss_err err = {0};
@@ -770,7 +739,7 @@ static void test_engine_analytic_priced_errors(void **state)
     priced_fixture f;
     priced_init(&f);
     f.price_of[1] = -1;
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     add_coll(&p, 1, 0, 2);
     ss_err err = {0};
     ss_status st;
@@ -782,7 +751,7 @@ static void test_engine_analytic_priced_errors(void **state)
     sim_program_free(&p);
 
     priced_init(&f);
-    p = new_program(4);
+    p = test_pod_program(4);
     int32_t both[2] = {0, 1};
     const sim_prog_coll c = {.id = 0, .group = sim_program_add_group(&p, both, 2),
                              .matrix = SIM_PROG_NONE, .kind = SIM_COLL_BARRIER};
@@ -794,7 +763,7 @@ static void test_engine_analytic_priced_errors(void **state)
     sim_program_free(&p);
 
     /* core 0 joins collective 0 then 1, core 1 joins 1 then 0: a cycle of instances */
-    p = new_program(4);
+    p = test_pod_program(4);
     const int32_t g = sim_program_add_group(&p, both, 2);
     for (int32_t c = 0; c < 2; c++)
         for (int32_t k = 0; k < 2; k++) {

@@ -26,6 +26,7 @@
 #include "sim/engine.h"
 #include "sim/pod.h"
 #include "sim/program.h"
+#include "test_scratch.h"
 
 #define POD "configs/pods/tpu-v3-8.yaml"
 #define PROG "tests/engine/programs/pipeline.prog"
@@ -57,12 +58,8 @@ static void expect(int status, const char *args, ...)
 /* The JSON that "switchsim sim args" prints with exit status 0. */
 static json_t *run_json(const char *args)
 {
-    cli_child_result r;
-    json_t *o = cli_child_json(&r, "sim %s", args);
-    cli_child_print(&r, stdout, 2000);
-    if (!o)
-        fail_msg("%s", r.why);
-    cli_child_free(&r);
+    json_t *o = cli_child_json_shown(2000, "sim %s", args);
+    assert_non_null(o);
     return o;
 }
 
@@ -281,20 +278,13 @@ static void test_sim_cli_errors(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/switchsim-sim-cli-XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
+    return test_scratch_make(scratch, sizeof scratch, "switchsim-sim-cli");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    const char *names[] = {"big.prog", "bad.prog", "coll.prog", "coll-bad.prog", "trace.json"};
-    char path[128];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", scratch, names[i]);
-        unlink(path);
-    }
-    return rmdir(scratch);
+    return test_scratch_remove(scratch);
 }
 
 int main(void)

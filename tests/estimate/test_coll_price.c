@@ -24,54 +24,21 @@
 #include "collectives/coll_price.h"
 #include "sim/engine.h"
 #include "switchsim_config.h"
+#include "test_pod.h"
 
-enum { PKT = 4096 };
-
-static sim_chip test_chip(int cores_per_chip)
+/* The default test chip with 4 link ports, on an x by y grid (both dimensions wrapped or
+ * neither), not recording. */
+static void pod_init(test_pod *d, int x, int y, int wrap, int cores_per_chip)
 {
-    sim_chip c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "price-test");
-    c.cores_per_chip = cores_per_chip;
-    c.hbm_bytes = 32ull << 30;
-    c.hbm_gbps = 900;
+    sim_chip c = test_pod_chip("price-test", cores_per_chip);
     c.ici_ports = 4;
-    c.link_gbps = 100;
-    c.link_latency_ns = 1000;
-    c.mxu_per_core = 2;
-    c.mxu_rows = 128;
-    c.mxu_cols = 128;
-    c.clock_ghz = 0.94;
-    c.vector_flops_per_cycle = 1024;
-    c.vmem_bytes = 16ull << 20;
-    return c;
+    test_pod_init(d, c, test_pod_grid(2, x, y, 1, wrap, cores_per_chip), 0);
 }
 
-typedef struct {
-    sim_chip chip;
-    sim_topo topo;
-    sim_engine_cfg cfg;
-    coll_cost cost;
-} pod;
-
-static void pod_init(pod *d, int x, int y, int wrap, int cores_per_chip)
+/* The alpha-beta cost of d's chip and packets. */
+static coll_cost cost_of(const test_pod *d)
 {
-    const int dims[2] = {x, y}, wraps[2] = {wrap, wrap};
-    ss_err err = {0};
-    d->chip = test_chip(cores_per_chip);
-    if (sim_topo_init(&d->topo, 2, dims, wraps, cores_per_chip, &err) != SS_OK)
-        fail_msg("topology: %s", err.msg);
-    d->cfg = (sim_engine_cfg){&d->chip, &d->topo, PKT, 0, 0};
-    d->cost = coll_cost_of_chip(&d->chip, PKT);
-}
-
-static sim_program new_program(int32_t ncores)
-{
-    sim_program p;
-    ss_err err = {0};
-    if (sim_program_init(&p, ncores, &err) != SS_OK)
-        fail_msg("program: %s", err.msg);
-    return p;
+    return coll_cost_of_chip(&d->chip, d->cfg.packet_bytes);
 }
 
 /* Collective id (an all-reduce of bytes) over cores[0..n), each member after its previous op. */
@@ -91,22 +58,24 @@ static void row(int32_t *cores, int x, int y)
         cores[k] = y * x + k;
 }
 
-static coll_prices price(const sim_program *p, const pod *d, sim_engine_kind kind)
+static coll_prices price(const sim_program *p, const test_pod *d, sim_engine_kind kind)
 {
+    const coll_cost cost = cost_of(d);
     coll_prices pr;
     ss_err err = {0};
-    if (coll_prices_build(&pr, p, &d->topo, &d->cost, kind, &d->cfg, &err) != SS_OK)
+    if (coll_prices_build(&pr, p, &d->topo, &cost, kind, &d->cfg, &err) != SS_OK)
         fail_msg("coll_prices_build: %s", err.msg);
     return pr;
 }
 
 /* The lowered program run alone. */
-static sim_result run_lowered(const sim_program *p, const pod *d, sim_engine_kind kind)
+static sim_result run_lowered(const sim_program *p, const test_pod *d, sim_engine_kind kind)
 {
+    const coll_cost cost = cost_of(d);
     sim_program low;
     sim_result r;
     ss_err err = {0};
-    if (coll_program_lower(p, &d->topo, &d->cost, &low, &err) != SS_OK ||
+    if (coll_program_lower(p, &d->topo, &cost, &low, &err) != SS_OK ||
         sim_engine_run(kind, &low, &d->cfg, &r, &err) != SS_OK)
         fail_msg("lowered run: %s", err.msg);
     sim_program_free(&low);
@@ -118,9 +87,9 @@ static sim_result run_lowered(const sim_program *p, const pod *d, sim_engine_kin
 static void test_coll_price_matches_lowered(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     pod_init(&d, 4, 4, 1, 2);
-    sim_program p = new_program(32);
+    sim_program p = test_pod_program(32);
     int32_t all[32];
     for (int32_t k = 0; k < 32; k++)
         all[k] = k;
@@ -153,9 +122,9 @@ static void test_coll_price_translations(void **state)
 {
     (void)state;
     for (int wrap = 1; wrap >= 0; wrap--) {
-        pod d;
+        test_pod d;
         pod_init(&d, 4, 4, wrap, 1);
-        sim_program p = new_program(16);
+        sim_program p = test_pod_program(16);
         for (int y = 0; y < 4; y++) {
             int32_t cores[4];
             row(cores, 4, y);
@@ -184,9 +153,9 @@ static void test_coll_price_translations(void **state)
  * makespan and the same bytes on every link, on each engine. */
 static void check_rows_agree(sim_engine_kind kind)
 {
-    pod d;
+    test_pod d;
     pod_init(&d, 4, 4, 1, 1);
-    sim_program p = new_program(16);
+    sim_program p = test_pod_program(16);
     for (int y = 0; y < 4; y++) {
         int32_t cores[4];
         row(cores, 4, y);
@@ -228,20 +197,21 @@ static void test_coll_price_rows_agree(void **state)
 static void test_coll_price_edges(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     pod_init(&d, 2, 2, 1, 1);
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     sim_program_add_hbm(&p, 0, 0, 64, 0, NULL, 0);
     coll_prices pr = price(&p, &d, SIM_ENGINE_ANALYTIC);
     assert_int_equal(pr.nprices, 0);
     assert_int_equal(pr.table.nids, 0);
     coll_prices_free(&pr);
     sim_program_free(&p);
-    p = new_program(8);
+    p = test_pod_program(8);
     const int32_t far[2] = {0, 6};
     add_allreduce(&p, 0, far, 2, 64);
+    const coll_cost cost = cost_of(&d);
     ss_err err = {0};
-    assert_int_not_equal(coll_prices_build(&pr, &p, &d.topo, &d.cost, SIM_ENGINE_ANALYTIC, &d.cfg,
+    assert_int_not_equal(coll_prices_build(&pr, &p, &d.topo, &cost, SIM_ENGINE_ANALYTIC, &d.cfg,
                                            &err),
                          SS_OK);
     printf("error: %s\n", err.msg);
@@ -258,8 +228,9 @@ static void test_coll_price_edges(void **state)
 static void test_coll_price_auto_pruning_is_exact(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     pod_init(&d, 8, 8, 1, 2);
+    const coll_cost cost = cost_of(&d);
     int32_t cores[128];
     for (int32_t k = 0; k < 128; k++)
         cores[k] = k;
@@ -278,7 +249,7 @@ static void test_coll_price_auto_pruning_is_exact(void **state)
                 coll_schedule s;
                 double t = 0;
                 if (coll_schedule_build(&s, &desc, (coll_algo)a, &err) != SS_OK ||
-                    coll_schedule_predict(&s, &desc, &d.cost, &t, &err) != SS_OK)
+                    coll_schedule_predict(&s, &desc, &cost, &t, &err) != SS_OK)
                     fail_msg("%s: %s", coll_algo_name((coll_algo)a), err.msg);
                 if (best_a < 0 || t < best) {
                     best = t;
@@ -287,8 +258,8 @@ static void test_coll_price_auto_pruning_is_exact(void **state)
                 coll_schedule_free(&s);
             }
             coll_schedule s;
-            if (coll_schedule_build_auto(&s, &desc, &d.cost, &err) != SS_OK ||
-                coll_schedule_predict(&s, &desc, &d.cost, &got, &err) != SS_OK)
+            if (coll_schedule_build_auto(&s, &desc, &cost, &err) != SS_OK ||
+                coll_schedule_predict(&s, &desc, &cost, &got, &err) != SS_OK)
                 fail_msg("auto: %s", err.msg);
             printf("%s %llu bytes: auto %s %.6g s, exhaustive %s %.6g s\n",
                    sim_coll_kind_name(kinds[ki]), (unsigned long long)sizes[si],

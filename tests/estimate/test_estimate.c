@@ -26,6 +26,7 @@
 
 #include "cli_child.h"
 #include "switchsim_config.h"
+#include "test_scratch.h"
 
 #define T5_BASE "configs/runs/t5-base-v3-32.yaml"
 #define T5_LARGE "configs/runs/t5-large-v3-32.yaml"
@@ -490,16 +491,13 @@ static void test_estimate_trace(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/test_estimate_XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
+    return test_scratch_make(scratch, sizeof scratch, "switchsim-test-estimate");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_scratch_remove(scratch);
 }
 
 int main(void)

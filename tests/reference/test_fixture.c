@@ -26,6 +26,7 @@
 #include "cli_child.h"
 #include "common/fileio.h"
 #include "model/fixture.h"
+#include "test_scratch.h"
 
 #define FIXTURE_DIR "tests/reference/fixtures"
 #define SWITCH_FIXTURE FIXTURE_DIR "/switch_top1_fp32.bin"
@@ -564,14 +565,13 @@ static void test_fixture_cli_exit_status(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/test_fixture_XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
+    return test_scratch_make(scratch, sizeof scratch, "switchsim-test-fixture");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return rmdir(scratch);
+    return test_scratch_remove(scratch);
 }
 
 int main(void)

@@ -30,6 +30,7 @@
 #include "common/fileio.h"
 #include "reports/report.h"
 #include "tests/support/cli_child.h"
+#include "tests/support/test_scratch.h"
 
 static char tmp[256];  /* this run's scratch directory */
 static char tiny[512]; /* results of Switch-Tiny on tpu-v3-8 */
@@ -217,8 +218,8 @@ static int exists(const char *rel)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/switchsim-test-report-XXXXXX");
-    if (!mkdtemp(tmp) || !cli_child_binary() || !cli_child_source_root())
+    if (test_scratch_make(tmp, sizeof tmp, "switchsim-test-report") != 0 || !cli_child_binary() ||
+        !cli_child_source_root())
         return -1;
     path_in(tiny, sizeof tiny, "tiny.json");
     path_in(v4, sizeof v4, "v4.json");
@@ -245,8 +246,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (!getenv("SWITCHSIM_KEEP_TMP"))
-        file_remove_tree(tmp);
+    test_scratch_remove(tmp); /* kept when SWITCHSIM_KEEP_TMP is set */
     return 0;
 }
 

@@ -38,60 +38,31 @@
 
 #include "sim/engine.h"
 #include "switchsim_config.h"
+#include "test_pod.h"
 
-static const double LINK_BPS = 100e9;  /* bytes/s */
-static const double LAT_S = 1000e-9;   /* per hop */
-enum { PKT = SIM_PACKET_BYTES_DEFAULT };
+static const double LINK_BPS = TEST_POD_LINK_GBPS * 1e9; /* bytes/s */
+static const double LAT_S = TEST_POD_LINK_LATENCY_NS / 1e9; /* per hop */
+enum { PKT = TEST_POD_PACKET_BYTES };
 
-static sim_chip test_chip(int cores_per_chip)
+/* The default test chip with HBM at 1000 GB/s. */
+static sim_chip sc_chip(int cores_per_chip)
 {
-    sim_chip c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.name, sizeof c.name, "sc-test");
-    c.cores_per_chip = cores_per_chip;
-    c.hbm_bytes = 32ull << 30;
+    sim_chip c = test_pod_chip("sc-test", cores_per_chip);
     c.hbm_gbps = 1000;
-    c.ici_ports = 6;
-    c.link_gbps = LINK_BPS / 1e9;
-    c.link_latency_ns = LAT_S * 1e9;
-    c.mxu_per_core = 2;
-    c.mxu_rows = 128;
-    c.mxu_cols = 128;
-    c.clock_ghz = 0.94;
-    c.vector_flops_per_cycle = 1024;
-    c.vmem_bytes = 16ull << 20;
     return c;
 }
 
-/* A pod for the tests: its chip, topology and engine configuration (recording everything). */
-typedef struct {
-    sim_chip chip;
-    sim_topo topo;
-    sim_engine_cfg cfg;
-} pod;
-
-static void pod_init(pod *d, int ndims, const int *dims, const int *wrap, int cores_per_chip)
+/* A pod of sc_chip, recording everything. */
+static void pod_init(test_pod *d, int ndims, const int *dims, const int *wrap, int cores_per_chip)
 {
-    ss_err err = {0};
-    d->chip = test_chip(cores_per_chip);
-    if (sim_topo_init(&d->topo, ndims, dims, wrap, cores_per_chip, &err) != SS_OK)
-        fail_msg("sim_topo_init: %s", err.msg);
-    d->cfg = (sim_engine_cfg){&d->chip, &d->topo, PKT, 1, 1};
+    test_pod_init(d, sc_chip(cores_per_chip), test_pod_topo(ndims, dims, wrap, cores_per_chip),
+                  1);
 }
 
-static void line_pod(pod *d, int chips, int cores_per_chip)
+static void line_pod(test_pod *d, int chips, int cores_per_chip)
 {
     const int dims[1] = {chips}, wrap[1] = {0};
     pod_init(d, 1, dims, wrap, cores_per_chip);
-}
-
-static sim_program new_program(int32_t ncores)
-{
-    sim_program p;
-    ss_err err = {0};
-    if (sim_program_init(&p, ncores, &err) != SS_OK)
-        fail_msg("sim_program_init: %s", err.msg);
-    return p;
 }
 
 static void check_built(const sim_program *p)
@@ -101,13 +72,9 @@ static void check_built(const sim_program *p)
         fail_msg("program: %s", err.msg);
 }
 
-static sim_result run(sim_engine_kind kind, const sim_program *p, const pod *d)
+static sim_result run(sim_engine_kind kind, const sim_program *p, const test_pod *d)
 {
-    sim_result r;
-    ss_err err = {0};
-    if (sim_engine_run(kind, p, &d->cfg, &r, &err) != SS_OK)
-        fail_msg("%s engine: %s", sim_engine_name(kind), err.msg);
-    return r;
+    return test_pod_run(kind, p, &d->cfg);
 }
 
 static double rel(double got, double want)
@@ -130,10 +97,10 @@ static void test_engine_sc_single_transfer_hops(void **state)
     const uint64_t bytes = 1000 * PKT + 123; /* a short last packet */
     const uint64_t packets = 1001;
     double worst = 0;
-    pod d;
+    test_pod d;
     line_pod(&d, 6, 1);
     for (int h = 1; h <= 5; h++) {
-        sim_program p = new_program(6);
+        sim_program p = test_pod_program(6);
         const int32_t s = sim_program_add_send(&p, 0, 0, h, bytes, 0, NULL, 0);
         const int32_t r = sim_program_add_recv(&p, h, 0, 0, bytes, 0, NULL, 0);
         check_built(&p);
@@ -176,9 +143,9 @@ static void test_engine_sc_single_transfer_hops(void **state)
 /* Line 0-1-2: flow A 0 -> 2 and (when both) flow B 1 -> 2 share link 1 -> 2. */
 static double flows_makespan(sim_engine_kind kind, int both, uint64_t bytes)
 {
-    pod d;
+    test_pod d;
     line_pod(&d, 3, 1);
-    sim_program p = new_program(3);
+    sim_program p = test_pod_program(3);
     sim_program_add_send(&p, 0, 0, 2, bytes, 0, NULL, 0);
     sim_program_add_recv(&p, 2, 0, 0, bytes, 0, NULL, 0);
     if (both) {
@@ -221,12 +188,12 @@ static void test_engine_sc_two_flows_share_link(void **state)
  * it made at t. Returns the arrival of Y's last packet minus t. */
 static double tie_y_after_t(int y_first)
 {
-    pod d;
+    test_pod d;
     line_pod(&d, 3, 1);
     const double t = PKT / LINK_BPS + LAT_S;
     const uint64_t wb = (uint64_t)llround(t * LINK_BPS); /* 104096 bytes */
     const uint64_t xb = 8 * PKT, yb = 2 * PKT;
-    sim_program p = new_program(3);
+    sim_program p = test_pod_program(3);
     if (!y_first)
         sim_program_add_send(&p, 0, 0, 2, xb, 0, NULL, 0);
     const int32_t w = sim_program_add_send(&p, 1, 0, 0, wb, 0, NULL, 0);
@@ -266,9 +233,9 @@ static void test_engine_sc_matmul_chain(void **state)
     static const uint64_t shapes[][3] = {
         {128, 128, 128}, {1024, 512, 2048}, {1, 4096, 4096}, {4096, 1024, 1}, {333, 777, 129}};
     enum { N = sizeof shapes / sizeof shapes[0] };
-    pod d;
+    test_pod d;
     line_pod(&d, 1, 1);
-    sim_program p = new_program(1);
+    sim_program p = test_pod_program(1);
     double sum = 0;
     for (int i = 0; i < N; i++) {
         sim_program_add_matmul(&p, 0, 0, shapes[i][0], shapes[i][1], shapes[i][2],
@@ -360,7 +327,7 @@ static double worst_interval(sim_result *x, sim_result *y, double scale)
 /* Runs p on both engines and checks that they agree within 5% on the makespan, every op's end,
  * every link's and unit's busy time and every link busy interval (relative to the makespan),
  * and exactly on link bytes and packets. */
-static void compare_engines(const sim_program *p, const pod *d, const char *what)
+static void compare_engines(const sim_program *p, const test_pod *d, const char *what)
 {
     sim_result a = run(SIM_ENGINE_ANALYTIC, p, d);
     sim_result s = run(SIM_ENGINE_SYSTEMC, p, d);
@@ -443,21 +410,21 @@ static void test_engine_sc_agrees_with_analytic(void **state)
 {
     (void)state;
     const int dims[2] = {4, 4}, wrap[2] = {1, 1};
-    pod d;
+    test_pod d;
     pod_init(&d, 2, dims, wrap, 2);
-    sim_program p = new_program(sim_topo_ncores(&d.topo));
+    sim_program p = test_pod_program(sim_topo_ncores(&d.topo));
     build_contention_free(&p, &d.topo);
     check_built(&p);
     compare_engines(&p, &d, "4x4 torus ring shift");
     sim_program_free(&p);
     line_pod(&d, 6, 2);
-    p = new_program(12);
+    p = test_pod_program(12);
     build_ping_pong(&p);
     check_built(&p);
     compare_engines(&p, &d, "6-chip line ping-pong");
     sim_program_free(&p);
     pod_init(&d, 2, dims, wrap, 1);
-    p = new_program(sim_topo_ncores(&d.topo));
+    p = test_pod_program(sim_topo_ncores(&d.topo));
     build_neighbour_exchange(&p, &d.topo);
     check_built(&p);
     compare_engines(&p, &d, "4x4 torus, four ports at once");
@@ -475,9 +442,9 @@ static void test_engine_sc_ports_run_concurrently(void **state)
     (void)state;
     const int dims[1] = {8}, wrap[1] = {1};
     const uint64_t big = 3u << 20, small = 1u << 20;
-    pod d;
+    test_pod d;
     pod_init(&d, 1, dims, wrap, 1);
-    sim_program p = new_program(8);
+    sim_program p = test_pod_program(8);
     const int32_t sp = sim_program_add_send(&p, 0, 0, 1, big, 0, NULL, 0);
     const int32_t sm = sim_program_add_send(&p, 0, 0, 7, small, 0, NULL, 0);
     const int32_t rp = sim_program_add_recv(&p, 1, 0, 0, big, 0, NULL, 0);
@@ -509,10 +476,10 @@ static void test_engine_sc_ports_run_concurrently(void **state)
 static void test_engine_sc_shared_port_serialises(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 2, 2);
     const uint64_t a = 40 * PKT, b = 24 * PKT + 100, c = 8 * PKT;
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     const int32_t sa = sim_program_add_send(&p, 0, 0, 2, a, 0, NULL, 0);
     const int32_t sb = sim_program_add_send(&p, 0, 0, 3, b, 0, NULL, 0);
     const int32_t h = sim_program_add_hbm(&p, 1, 0, 1000, 0, NULL, 0); /* 2 ns */
@@ -550,10 +517,10 @@ static void test_engine_sc_shared_port_serialises(void **state)
 static void test_engine_sc_port_tie_by_op_id(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 2, 2);
     const uint64_t yb = 10 * PKT, xb = 6 * PKT;
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     const int32_t r0 = sim_program_add_recv(&p, 0, 0, 1, 64, 0, NULL, 0);
     const int32_t y = sim_program_add_send(&p, 0, 0, 2, yb, 0, &r0, 1);
     const int32_t h = sim_program_add_hbm(&p, 1, 0, 1u << 20, 0, NULL, 0);
@@ -581,9 +548,9 @@ static void test_engine_sc_port_tie_by_op_id(void **state)
 static void test_engine_sc_early_recv_blocks_nothing(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 3, 1);
-    sim_program p = new_program(3);
+    sim_program p = test_pod_program(3);
     const int32_t late = sim_program_add_recv(&p, 0, 0, 1, 5000, 0, NULL, 0);
     const int32_t s = sim_program_add_send(&p, 0, 0, 2, 1u << 20, 0, NULL, 0);
     sim_program_add_vector(&p, 0, 0, SIM_VECTOR_NORM, 4096, 0, SIM_OPERANDS_BF16, &late, 1);
@@ -647,7 +614,7 @@ static void build_random_traffic(sim_program *p, int ncores, uint64_t seed)
  * op starts after its dependencies end, a send between chips lasts at least its bytes'
  * serialisation, a recv ends no earlier than its send's start plus the contention-free
  * transfer time. */
-static double worst_causality(const sim_program *p, const pod *d, const sim_result *r)
+static double worst_causality(const sim_program *p, const test_pod *d, const sim_result *r)
 {
     int32_t *partner = malloc((size_t)p->nops * sizeof *partner);
     assert_non_null(partner);
@@ -686,11 +653,11 @@ static void test_engine_sc_random_contention_invariants(void **state)
 {
     (void)state;
     const int dims[2] = {4, 4}, wrap[2] = {1, 1};
-    pod d;
+    test_pod d;
     pod_init(&d, 2, dims, wrap, 2);
     double worst_cause = -INFINITY, worst_gap = 0, slowest = 0, fastest = INFINITY;
     for (uint64_t seed = 1; seed <= 8; seed++) {
-        sim_program p = new_program(sim_topo_ncores(&d.topo));
+        sim_program p = test_pod_program(sim_topo_ncores(&d.topo));
         build_random_traffic(&p, sim_topo_ncores(&d.topo), seed);
         check_built(&p);
         sim_result a = run(SIM_ENGINE_ANALYTIC, &p, &d);
@@ -751,9 +718,9 @@ static void test_engine_sc_repeated_calls(void **state)
 {
     (void)state;
     const int dims[2] = {4, 4}, wrap[2] = {1, 1};
-    pod d;
+    test_pod d;
     pod_init(&d, 2, dims, wrap, 2);
-    sim_program p = new_program(sim_topo_ncores(&d.topo));
+    sim_program p = test_pod_program(sim_topo_ncores(&d.topo));
     build_contention_free(&p, &d.topo);
     check_built(&p);
     sim_result first = run(SIM_ENGINE_SYSTEMC, &p, &d);
@@ -779,9 +746,9 @@ static void test_engine_sc_repeated_calls(void **state)
 static void test_engine_sc_local_and_empty_messages(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 4, 2); /* 8 cores; the program uses 6, chip 3 stays idle */
-    sim_program p = new_program(6);
+    sim_program p = test_pod_program(6);
     const int32_t h = sim_program_add_hbm(&p, 0, 0, 1u << 20, 0, NULL, 0);
     const int32_t s = sim_program_add_send(&p, 0, 0, 1, 1u << 20, 0, &h, 1); /* same chip */
     const int32_t r = sim_program_add_recv(&p, 1, 0, 0, 1u << 20, 0, NULL, 0);
@@ -805,7 +772,7 @@ static void test_engine_sc_local_and_empty_messages(void **state)
     sim_result_free(&res);
     sim_program_free(&p);
     /* an empty program */
-    p = new_program(2);
+    p = test_pod_program(2);
     res = run(SIM_ENGINE_SYSTEMC, &p, &d);
     assert_true(res.makespan_s == 0);
     assert_int_equal(res.nops, 0);
@@ -818,9 +785,9 @@ static void test_engine_sc_local_and_empty_messages(void **state)
 static void test_engine_sc_quiet_and_sigchld_ignored(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 2, 1);
-    sim_program p = new_program(2);
+    sim_program p = test_pod_program(2);
     sim_program_add_send(&p, 0, 0, 1, 3 * PKT, 0, NULL, 0);
     const int32_t r = sim_program_add_recv(&p, 1, 0, 0, 3 * PKT, 0, NULL, 0);
     check_built(&p);
@@ -859,7 +826,7 @@ static void test_engine_sc_quiet_and_sigchld_ignored(void **state)
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
-static void expect_error(const sim_program *p, const pod *d, const char *needle)
+static void expect_error(const sim_program *p, const test_pod *d, const char *needle)
 {
     sim_result r;
     ss_err err = {0};
@@ -876,10 +843,10 @@ static void expect_error(const sim_program *p, const pod *d, const char *needle)
 static void test_engine_sc_errors(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     line_pod(&d, 2, 1);
     /* collectives are not priced yet */
-    sim_program p = new_program(2);
+    sim_program p = test_pod_program(2);
     const int32_t grp = sim_program_add_group(&p, (const int32_t[]){0, 1}, 2);
     for (int32_t c = 0; c < 2; c++) {
         const sim_prog_coll coll = {4096, 0, grp, SIM_PROG_NONE, 0, SIM_COLL_ALLREDUCE};
@@ -889,7 +856,7 @@ static void test_engine_sc_errors(void **state)
     expect_error(&p, &d, "collective");
     sim_program_free(&p);
     /* both cores send only after their recv: a cycle (validation would reject it) */
-    p = new_program(2);
+    p = test_pod_program(2);
     for (int32_t c = 0; c < 2; c++) {
         const int32_t r = sim_program_add_recv(&p, c, 0, 1 - c, 4096, 0, NULL, 0);
         sim_program_add_send(&p, c, 0, 1 - c, 4096, 0, &r, 1);
@@ -898,7 +865,7 @@ static void test_engine_sc_errors(void **state)
     expect_error(&p, &d, "op 0 (core 0, recv) never finished");
     sim_program_free(&p);
     /* an unmatched send (a program that was never validated) */
-    p = new_program(2);
+    p = test_pod_program(2);
     sim_program_add_send(&p, 0, 0, 1, 4096, 0, NULL, 0);
     expect_error(&p, &d, "no matching recv");
     sim_program_free(&p);
@@ -913,7 +880,7 @@ static void test_engine_sc_errors(void **state)
 static void test_engine_sc_priced_collectives(void **state)
 {
     (void)state;
-    pod d;
+    test_pod d;
     const int dims[1] = {4}, wrap[1] = {1};
     pod_init(&d, 1, dims, wrap, 1);
     const int32_t link = sim_topo_link_id(&d.topo, 0, 0, SIM_TOPO_PLUS);
@@ -922,7 +889,7 @@ static void test_engine_sc_priced_collectives(void **state)
     const sim_coll_price prices[2] = {{1e-3, 0, &load, 1, &iv, 1}, {2e-4, 0, &load, 1, &iv, 1}};
     const int32_t price_of[3] = {0, 1, 1}, origin_of[3] = {0, 0, 2};
     const sim_coll_prices table = {3, price_of, origin_of, prices, 2};
-    sim_program p = new_program(4);
+    sim_program p = test_pod_program(4);
     const int32_t all[4] = {0, 1, 2, 3};
     const int32_t g_all = sim_program_add_group(&p, all, 4);
     const int32_t g_lo = sim_program_add_group(&p, all, 2);
@@ -964,7 +931,7 @@ static void test_engine_sc_priced_collectives(void **state)
     sim_result_free(&r);
     sim_program_free(&p);
     /* core 0 joins collective 1 then 2, core 1 joins 2 then 1: a cycle of instances */
-    p = new_program(4);
+    p = test_pod_program(4);
     const int32_t g = sim_program_add_group(&p, all, 2);
     for (int32_t c = 0; c < 2; c++)
         for (int32_t k = 0; k < 2; k++) {
@@ -992,7 +959,7 @@ static int crash_helper(void)
     const struct rlimit cpu = {1, 30}, core = {0, 0};
     if (setrlimit(RLIMIT_CPU, &cpu) != 0 || setrlimit(RLIMIT_CORE, &core) != 0)
         return 1;
-    pod d;
+    test_pod d;
     line_pod(&d, 2, 1);
     d.cfg.packet_bytes = 64; /* 64M packets: over ten seconds, were it not killed */
     sim_program p;
@@ -1042,7 +1009,7 @@ static void test_engine_sc_torus_1024_random(void **state)
     (void)state;
     enum { NMSG = 10000 };
     const int dims[2] = {32, 32}, wrap[2] = {1, 1};
-    pod d;
+    test_pod d;
     pod_init(&d, 2, dims, wrap, 1);
     d.cfg.record_ops = 0;
     const int n = sim_topo_ncores(&d.topo);
@@ -1062,7 +1029,7 @@ static void test_engine_sc_torus_1024_random(void **state)
         want_bytes += bytes[i] * (uint64_t)hops;
         want_packets += ((bytes[i] - 1) / PKT + 1) * (uint64_t)hops;
     }
-    sim_program p = new_program(n);
+    sim_program p = test_pod_program(n);
     for (int i = 0; i < NMSG; i++)
         sim_program_add_send(&p, src[i], 0, dst[i], bytes[i], i, NULL, 0);
     for (int i = 0; i < NMSG; i++)

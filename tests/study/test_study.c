@@ -23,7 +23,7 @@
 #include <jansson.h>
 
 #include "cli_child.h"
-#include "common/fileio.h"
+#include "test_scratch.h"
 
 static cli_child_result g_run; /* the last run: g_run.out is its stdout, g_run.err its stderr */
 
@@ -55,12 +55,6 @@ static void expect_status(int got, int want)
 static void expect_in(const char *text, const char *needle)
 {
     assert_true(cli_child_expect_text(text, needle));
-}
-
-static void make_tmpdir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/switchsim-study-XXXXXX");
-    assert_non_null(mkdtemp(dir));
 }
 
 static json_t *load_json(const char *dir, const char *name)
@@ -112,7 +106,7 @@ static void test_study_short_run(void **state)
 {
     (void)state;
     char dir[256];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(test_scratch_make(dir, sizeof dir, "switchsim-study"), 0);
     expect_status(study("precision --out %s --configs tests/study --format json", dir), 0);
     /* stdout: one row per run */
     json_t *rows = json_loads(g_run.out, 0, NULL);
@@ -156,7 +150,7 @@ static void test_study_short_run(void **state)
     expect_in(md, "# Selective precision study");
     expect_in(md, "(b) bf16 including the router");
     expect_in(md, "router disagreement, mean");
-    file_remove_tree(dir);
+    test_scratch_remove(dir);
 }
 
 /* ---- the summary rules on hand-written metrics ------------------------------------------- */
@@ -182,7 +176,7 @@ static void test_study_summary_rules(void **state)
 {
     (void)state;
     char dir[256];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(test_scratch_make(dir, sizeof dir, "switchsim-study"), 0);
     /* (a) blows up: 7 > 2 x 3 (the minimum before it) */
     write_metrics(dir, "fp32",
                   TRAIN(1, 5.0, 0, 0) TRAIN(2, 3.0, 0, 0) TRAIN(3, 7.0, 0, 0)
@@ -226,14 +220,14 @@ static void test_study_summary_rules(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "steps")), 1);
     assert_true(json_is_null(json_object_get(c, "final_heldout_loss")));
     json_decref(s);
-    file_remove_tree(dir);
+    test_scratch_remove(dir);
 }
 
 static void test_study_errors(void **state)
 {
     (void)state;
     char dir[256];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(test_scratch_make(dir, sizeof dir, "switchsim-study"), 0);
     expect_status(study("precision"), 2); /* --out is required */
     expect_in(g_run.err, "--out");
     expect_status(study("nosuch --out %s", dir), 2);
@@ -245,7 +239,7 @@ static void test_study_errors(void **state)
     expect_in(g_run.err, "metrics.jsonl");
     expect_status(study("precision --help"), 0);
     expect_in(g_run.out, "switchsim study precision --out DIR");
-    file_remove_tree(dir);
+    test_scratch_remove(dir);
 }
 
 int main(void)

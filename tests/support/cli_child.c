@@ -234,13 +234,9 @@ int cli_child_rerun(cli_child_result *r, const char *fmt, ...)
     return r->status;
 }
 
-json_t *cli_child_json(cli_child_result *r, const char *fmt, ...)
+static json_t *vjson(cli_child_result *r, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    const int ok = start(r, fmt, ap);
-    va_end(ap);
-    if (ok != 0)
+    if (start(r, fmt, ap) != 0)
         return NULL;
     run_args(r);
     if (r->why[0])
@@ -255,6 +251,29 @@ json_t *cli_child_json(cli_child_result *r, const char *fmt, ...)
     if (!doc)
         snprintf(r->why, sizeof r->why, "switchsim %s: stdout is not JSON: %s (line %d)",
                  r->args, jerr.text, jerr.line);
+    return doc;
+}
+
+json_t *cli_child_json(cli_child_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *doc = vjson(r, fmt, ap);
+    va_end(ap);
+    return doc;
+}
+
+json_t *cli_child_json_shown(size_t max_out, const char *fmt, ...)
+{
+    cli_child_result r;
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *doc = vjson(&r, fmt, ap);
+    va_end(ap);
+    cli_child_print(&r, stdout, max_out);
+    if (!doc)
+        fprintf(stderr, "%s\n", r.why);
+    cli_child_free(&r);
     return doc;
 }
 

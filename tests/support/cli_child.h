@@ -60,6 +60,12 @@ int cli_child_vrun(cli_child_result *r, const char *fmt, va_list ap);
 json_t *cli_child_json(cli_child_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* cli_child_json with a result of its own: prints the transcript to stdout (at most max_out
+ * bytes of stdout, as cli_child_print) and, on a failure, r->why to stderr; returns the
+ * document, or NULL on a failure. */
+json_t *cli_child_json_shown(size_t max_out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Prints "$ switchsim ARGS\n  -> exit N\n", then at most max_out bytes of stdout, then stderr,
  * to f: the transcript the CLI tests show for every run. */
 void cli_child_print(const cli_child_result *r, FILE *f, size_t max_out);

@@ -1,18 +1,21 @@
 /* This file implements the tests of the test support library cli_child (cli_child.h) against
  * the built $SWITCHSIM: exit statuses and the two captured streams kept apart, output larger
- * than the first buffer, JSON parsing and its failure reasons, source paths, entering the
- * source root, the messages when the environment of meson test is missing, and the status and
- * text expectations.
+ * than the first buffer, JSON parsing and its failure reasons, the shown JSON run (its
+ * transcript on stdout), source paths, entering the source root, the messages when the
+ * environment of meson test is missing, and the status and text expectations.
  *
- * Invariants: only environment variables of this process are changed, and restored.
+ * Invariants: only environment variables of this process are changed, and restored; stdout
+ * is redirected only around one call, and restored.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -71,6 +74,50 @@ static void test_cli_child_json(void **state)
     cli_child_free(&r);
 }
 
+/* What f(max_out, args) prints on stdout, captured through a temporary file. */
+static char *stdout_of(json_t **doc, size_t max_out, const char *args)
+{
+    fflush(stdout);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    const int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDOUT_FILENO) >= 0);
+    *doc = cli_child_json_shown(max_out, "%s", args);
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    const long n = ftell(tmp);
+    char *text = calloc((size_t)n + 1, 1);
+    assert_non_null(text);
+    rewind(tmp);
+    assert_int_equal(fread(text, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    return text;
+}
+
+/* cli_child_json_shown returns the document and shows the run (stdout cut at max_out);
+ * NULL when the output is not JSON, still with the transcript. */
+static void test_cli_child_json_shown(void **state)
+{
+    (void)state;
+    json_t *doc = NULL;
+    char *text = stdout_of(&doc, 10, "model --model configs/models/t5-base.yaml --format json");
+    printf("%s\n", text);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "model")), "t5-base");
+    assert_non_null(strstr(text, "$ switchsim model --model configs/models/t5-base.yaml"));
+    assert_non_null(strstr(text, "  -> exit 0\n"));
+    assert_null(strstr(text, "t5-base\"")); /* the JSON is past the first 10 bytes */
+    json_decref(doc);
+    free(text);
+    text = stdout_of(&doc, 0, "--help");
+    printf("%s\n", text);
+    assert_null(doc);
+    assert_non_null(strstr(text, "not JSON"));
+    free(text);
+}
+
 static void test_cli_child_environment(void **state)
 {
     (void)state;
@@ -123,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_cli_child_captures_streams_and_status),
         cmocka_unit_test(test_cli_child_grows_buffers),
         cmocka_unit_test(test_cli_child_json),
+        cmocka_unit_test(test_cli_child_json_shown),
         cmocka_unit_test(test_cli_child_environment),
         cmocka_unit_test(test_cli_child_expectations),
         cmocka_unit_test(test_cli_child_enter_source_root),

@@ -23,6 +23,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "reports/svg.h"
+#include "test_scratch.h"
 
 #define SVG_NS "http://www.w3.org/2000/svg"
 
@@ -1373,16 +1374,14 @@ static void test_svg_output_does_not_depend_on_locale(void **state)
     (void)state;
     svg_buf c_locale = {0}, comma = {0};
     all_charts(&c_locale);
-    char dir[] = "/tmp/switchsim-test-svg-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(test_scratch_make(dir, sizeof dir, "switchsim-test-svg"), 0);
     int have = comma_locale(dir);
     if (have) {
         all_charts(&comma);
         setlocale(LC_NUMERIC, "C");
     }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir); /* before any assertion can fail */
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_scratch_remove(dir), 0); /* before any assertion can fail */
     if (have) {
         printf("with decimal point ',': %zu bytes, C locale: %zu bytes\n", comma.len,
                c_locale.len);

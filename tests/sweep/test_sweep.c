@@ -28,6 +28,7 @@
 
 #include "cli_child.h"
 #include "sweep_check.h"
+#include "test_scratch.h"
 
 #define PRODUCT "tests/sweep/product.yaml"
 #define POINTS "tests/sweep/points.yaml"
@@ -402,16 +403,13 @@ static void test_sweep_usage(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/test_sweep_XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
+    return test_scratch_make(scratch, sizeof scratch, "switchsim-test-sweep");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_scratch_remove(scratch);
 }
 
 int main(void)

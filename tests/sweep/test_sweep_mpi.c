@@ -22,6 +22,7 @@
 
 #include "cli_child.h"
 #include "sweep_check.h"
+#include "test_scratch.h"
 #include "switchsim_config.h"
 
 static char scratch[64];
@@ -98,16 +99,13 @@ static void test_sweep_mpi_failed_point(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(scratch, sizeof scratch, "/tmp/test_sweep_mpi_XXXXXX");
-    return mkdtemp(scratch) ? 0 : -1;
+    return test_scratch_make(scratch, sizeof scratch, "switchsim-test-sweep-mpi");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_scratch_remove(scratch);
 }
 
 int main(void)

@@ -64,12 +64,8 @@ static sim_chip load_v3(void)
 /* The JSON that "$SWITCHSIM args" prints with exit status 0. */
 static json_t *run_json(const char *args)
 {
-    cli_child_result r;
-    json_t *o = cli_child_json(&r, "%s", args);
-    cli_child_print(&r, stdout, r.out_len);
-    if (!o)
-        fail_msg("%s", r.why);
-    cli_child_free(&r);
+    json_t *o = cli_child_json_shown(SIZE_MAX, "%s", args);
+    assert_non_null(o);
     return o;
 }
 

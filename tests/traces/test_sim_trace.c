@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "cli_child.h"
-#include "common/fileio.h"
+#include "test_scratch.h"
 
 #define POD "configs/pods/tpu-v3-8.yaml"
 #define PROG "tests/traces/programs/dispatch.prog"
@@ -35,10 +35,7 @@ typedef struct {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/switchsim-trace-XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (!f || test_scratch_make(f->dir, sizeof f->dir, "switchsim-trace") != 0) {
         free(f);
         return -1;
     }
@@ -50,9 +47,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    file_remove_tree(f->dir);
+    const int rc = test_scratch_remove(f->dir);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* Runs "switchsim ARGS" (which writes the trace to f->path), checks exit 0 and returns the

@@ -28,6 +28,7 @@
 #include "model/optim.h"
 #include "model/run_cfg.h"
 #include "model/train.h"
+#include "test_scratch.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -36,12 +37,6 @@ static char g_root[2048];
 static void src_path(char *out, size_t n, const char *rel)
 {
     snprintf(out, n, "%s/%s", g_root, rel);
-}
-
-static void make_tmpdir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/switchsim-train-XXXXXX");
-    assert_non_null(mkdtemp(dir));
 }
 
 static int count_entries(const char *dir)
@@ -93,9 +88,10 @@ typedef struct {
     float params[NP], state[NS];
 } ckpt_fixture;
 
+/* Makes a scratch directory and writes a checkpoint of known contents to path in it. */
 static void ckpt_fixture_write(ckpt_fixture *f)
 {
-    make_tmpdir(f->dir, sizeof f->dir);
+    assert_int_equal(test_scratch_make(f->dir, sizeof f->dir, "switchsim-train"), 0);
     snprintf(f->path, sizeof f->path, "%s/checkpoint.bin", f->dir);
     memset(&f->h, 0, sizeof f->h);
     snprintf(f->h.model_name, sizeof f->h.model_name, "tiny");
@@ -126,6 +122,21 @@ static void ckpt_fixture_write(ckpt_fixture *f)
     }
 }
 
+/* A new fixture with its checkpoint written; ckpt_fixture_free removes both. */
+static ckpt_fixture *ckpt_fixture_new(void)
+{
+    ckpt_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    ckpt_fixture_write(f);
+    return f;
+}
+
+static void ckpt_fixture_free(ckpt_fixture *f)
+{
+    test_scratch_remove(f->dir);
+    free(f);
+}
+
 static ss_status ckpt_fixture_read(ckpt_fixture *f, const model_ckpt_header *want, ss_err *err)
 {
     static float p[NP], s[NS];
@@ -136,8 +147,7 @@ static ss_status ckpt_fixture_read(ckpt_fixture *f, const model_ckpt_header *wan
 static void test_train_ckpt_round_trip(void **state)
 {
     (void)state;
-    ckpt_fixture *f = calloc(1, sizeof *f);
-    ckpt_fixture_write(f);
+    ckpt_fixture *f = ckpt_fixture_new();
     size_t len = 0;
     free(read_text(f->path, &len));
     assert_int_equal(len, model_ckpt_file_bytes(NP, NS));
@@ -159,16 +169,14 @@ static void test_train_ckpt_round_trip(void **state)
     /* the restored stream continues exactly as the saved one */
     rng_state a = f->h.rng, b = got.rng;
     assert_true(rng_normal(&a) == rng_normal(&b) && rng_next_u64(&a) == rng_next_u64(&b));
-    file_remove_tree(f->dir);
-    free(f);
+    ckpt_fixture_free(f);
 }
 
 /* Atomic write: only the checkpoint in the directory, and an overwrite replaces it whole. */
 static void test_train_ckpt_atomic(void **state)
 {
     (void)state;
-    ckpt_fixture *f = calloc(1, sizeof *f);
-    ckpt_fixture_write(f);
+    ckpt_fixture *f = ckpt_fixture_new();
     assert_int_equal(count_entries(f->dir), 1);
     f->h.step = 124;
     f->params[0] = 99.0f;
@@ -183,8 +191,7 @@ static void test_train_ckpt_atomic(void **state)
     snprintf(bad, sizeof bad, "%s/missing-dir/checkpoint.bin", f->dir);
     assert_int_equal(model_ckpt_write(bad, &f->h, f->params, f->state, &err), SS_ERR_IO);
     assert_int_equal(count_entries(f->dir), 1);
-    file_remove_tree(f->dir);
-    free(f);
+    ckpt_fixture_free(f);
 }
 
 /* Rewrites the file with byte `at` xor-ed with `mask`. */
@@ -204,15 +211,13 @@ static void test_train_ckpt_flipped_byte(void **state)
     const size_t spots[] = {300, 256 + 4 * NP + 5, 20 /* model name */, 130 /* seed */,
                             256 + 4 * (NP + NS) + 3 /* the checksum itself */};
     for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
-        ckpt_fixture *f = calloc(1, sizeof *f);
-        ckpt_fixture_write(f);
+        ckpt_fixture *f = ckpt_fixture_new();
         poke(f->path, spots[i], 0x10);
         ss_err err = {0};
         assert_int_equal(ckpt_fixture_read(f, &f->h, &err), SS_ERR_DATA);
         expect_msg(&err, "checksum check failed");
         expect_msg(&err, "corrupt");
-        file_remove_tree(f->dir);
-        free(f);
+        ckpt_fixture_free(f);
     }
 }
 
@@ -223,8 +228,7 @@ static void test_train_ckpt_truncated(void **state)
     const char *check[] = {"size check failed", "size check failed", "size check failed",
                            "size check failed", "magic check failed"};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
-        ckpt_fixture *f = calloc(1, sizeof *f);
-        ckpt_fixture_write(f);
+        ckpt_fixture *f = ckpt_fixture_new();
         size_t len = 0;
         char *b = read_text(f->path, &len);
         write_bytes(f->path, b, keep[i]);
@@ -234,16 +238,14 @@ static void test_train_ckpt_truncated(void **state)
         expect_msg(&err, check[i]);
         if (keep[i] >= 12)
             expect_msg(&err, "truncated");
-        file_remove_tree(f->dir);
-        free(f);
+        ckpt_fixture_free(f);
     }
 }
 
 static void test_train_ckpt_wrong_magic_and_version(void **state)
 {
     (void)state;
-    ckpt_fixture *f = calloc(1, sizeof *f);
-    ckpt_fixture_write(f);
+    ckpt_fixture *f = ckpt_fixture_new();
     poke(f->path, 0, 0x01);
     ss_err err = {0};
     assert_int_equal(ckpt_fixture_read(f, &f->h, &err), SS_ERR_DATA);
@@ -257,16 +259,14 @@ static void test_train_ckpt_wrong_magic_and_version(void **state)
     poke(f->path, 12, 0x01);    /* header bytes 256 -> 257 */
     assert_int_equal(ckpt_fixture_read(f, &f->h, &err), SS_ERR_DATA);
     expect_msg(&err, "header size check failed: expected 256 header bytes, got 257");
-    file_remove_tree(f->dir);
-    free(f);
+    ckpt_fixture_free(f);
 }
 
 /* Each identity field the reader compares gives its own error. */
 static void test_train_ckpt_mismatch(void **state)
 {
     (void)state;
-    ckpt_fixture *f = calloc(1, sizeof *f);
-    ckpt_fixture_write(f);
+    ckpt_fixture *f = ckpt_fixture_new();
     model_ckpt_header want;
     ss_err err = {0};
 
@@ -304,8 +304,7 @@ static void test_train_ckpt_mismatch(void **state)
     want.tokens = 0;
     want.wall_seconds = 0;
     assert_int_equal(ckpt_fixture_read(f, &want, &err), SS_OK);
-    file_remove_tree(f->dir);
-    free(f);
+    ckpt_fixture_free(f);
 }
 
 static void test_train_ckpt_fnv1a(void **state)
@@ -480,7 +479,7 @@ static train_fixture *train_fixture_new(void)
         print_error("%s\n", err.msg);
         fail();
     }
-    make_tmpdir(f->dir, sizeof f->dir);
+    assert_int_equal(test_scratch_make(f->dir, sizeof f->dir, "switchsim-train"), 0);
     model_train_opts *o = &f->o;
     o->model = &f->run.model;
     o->run_name = f->run.name;
@@ -497,7 +496,7 @@ static train_fixture *train_fixture_new(void)
 
 static void train_fixture_free(train_fixture *f)
 {
-    file_remove_tree(f->dir);
+    test_scratch_remove(f->dir);
     free(f);
 }
 

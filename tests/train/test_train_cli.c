@@ -6,7 +6,6 @@
  * Invariants: runs in the source root (SWITCHSIM_SOURCE_ROOT) with the binary at $SWITCHSIM,
  * in a temporary output directory that it removes.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +20,7 @@
 
 #include "cli_child.h"
 #include "model/stepgen.h"
+#include "test_scratch.h"
 
 static char g_dir[256];
 static cli_child_result g_run; /* the last run: g_run.out is its stdout, g_run.err its stderr */
@@ -199,28 +199,14 @@ static void test_train_cli_model_from_run(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/switchsim-train-cli-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return test_scratch_make(g_dir, sizeof g_dir, "switchsim-train-cli");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    DIR *d = opendir(g_dir);
-    if (d) {
-        struct dirent *e;
-        char p[4096];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    rmdir(g_dir);
     cli_child_free(&g_run);
-    return 0;
+    return test_scratch_remove(g_dir);
 }
 
 int main(void)
