@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli/sweep.h"
 #include "common/cfg.h"
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
@@ -107,6 +108,35 @@ static const kind_entry *kind_for(const cfg_schema *s)
     return NULL;
 }
 
+/* Validates a sweep file (cli/sweep.h: its keys, values and base run); on success *desc
+ * describes it: name, base run, swept keys and the number of points. */
+static ss_status check_sweep(const char *path, json_t **desc, ss_err *err)
+{
+    sweep_spec sw;
+    ss_status st = sweep_spec_load(&sw, path, err);
+    if (st != SS_OK)
+        return st;
+    json_t *d = json_object(), *keys = json_array();
+    json_object_set_new(d, "file", json_string(path));
+    json_object_set_new(d, "valid", json_true());
+    json_object_set_new(d, "kind", json_string("sweep"));
+    json_object_set_new(d, "name", json_string(sw.name));
+    json_object_set_new(d, "run", json_string(sw.run_path));
+    for (int k = 0; k < sw.nkeys; k++)
+        json_array_append_new(keys, json_string(sw.keys[k].key));
+    json_object_set_new(d, "keys", keys);
+    json_object_set_new(d, "points", json_integer((json_int_t)sw.npoints));
+    sweep_spec_free(&sw);
+    *desc = d;
+    return SS_OK;
+}
+
+static int is_sweep(const cfg_doc *doc)
+{
+    const cfg_node *k = cfg_map_get(cfg_doc_root(doc), "kind");
+    return k && k->kind == CFG_SCALAR && strcmp(k->text, "sweep") == 0;
+}
+
 /* Validates one file; on success *desc describes it (file, kind, fields, derived). */
 static ss_status check_file(const char *path, json_t **desc, ss_err *err)
 {
@@ -117,6 +147,10 @@ static ss_status check_file(const char *path, json_t **desc, ss_err *err)
     ss_status st = cfg_doc_load(&doc, path, err);
     if (st != SS_OK)
         return st;
+    if (is_sweep(doc)) {
+        cfg_doc_free(doc);
+        return check_sweep(path, desc, err);
+    }
     const cfg_schema *s = cfg_schema_find(schemas, NKINDS, doc, err);
     void *obj = s ? calloc(1, s->size) : NULL;
     if (!s)
@@ -205,7 +239,8 @@ int cmd_check(int argc, char **argv)
             "FLOP/s, cores, links,\nlayers, the parallel plan). Errors go to stderr as "
             "FILE:LINE:COL: field 'PATH': message.\nA config may say 'include: base.yaml' (or a "
             "list): its own keys override the included\nfile's, nested mappings merge. Paths "
-            "are relative to the file that names them.",
+            "are relative to the file that names them. A sweep file ('kind: sweep', see\n"
+            "switchsim sweep --help) is checked with its keys, values and base run.",
         .opts = opts,
         .nopts = (int)(sizeof opts / sizeof opts[0]),
         .min_pos = 0,

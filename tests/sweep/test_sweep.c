@@ -143,6 +143,7 @@ static void test_sweep_list_form_with_failure(void **state)
     char path[512];
     snprintf(path, sizeof path, "%s/results.csv", dir);
     char *csv = sweep_check_read(path);
+    assert_non_null(csv);
     char *nl = strchr(csv, '\n');
     assert_non_null(nl);
     *nl = '\0';
@@ -344,6 +345,13 @@ static void test_sweep_dry_run_configs(void **state)
     cli_child_print(&r, stdout, 2000);
     assert_true(cli_child_expect_status(&r, 0));
     cli_child_free(&r);
+    /* and the sweep file itself is a valid sweep of 6 points */
+    cli_child_run(&r, "check --format json %s", PRODUCT);
+    cli_child_print(&r, stdout, 2000);
+    assert_true(cli_child_expect_status(&r, 0));
+    assert_true(cli_child_expect_text(r.out, "\"kind\": \"sweep\""));
+    assert_true(cli_child_expect_text(r.out, "\"points\": 6"));
+    cli_child_free(&r);
     json_decref(out);
 }
 
@@ -374,6 +382,11 @@ static void test_sweep_bad_files(void **state)
         char out[256];
         snprintf(out, sizeof out, "%s/bad", scratch);
         sweep_check_run(&r, 1, "tests/sweep/bad/%s --dry-run -o %s", de->d_name, out);
+        assert_true(cli_child_expect_text(r.err, text + 10));
+        cli_child_free(&r);
+        /* switchsim check validates a sweep file the same way */
+        cli_child_run(&r, "check tests/sweep/bad/%s", de->d_name);
+        assert_true(cli_child_expect_status(&r, 1));
         assert_true(cli_child_expect_text(r.err, text + 10));
         cli_child_free(&r);
         free(text);
