@@ -8,7 +8,7 @@
 #
 # Usage, from anywhere (the estimates run from the source root):
 #   reports/examples/regenerate.sh [SWITCHSIM]
-# SWITCHSIM defaults to $SWITCHSIM, then build/cli/switchsim. Takes about 15 s. Every figure
+# SWITCHSIM defaults to $SWITCHSIM, then build/cli/switchsim. Takes about a minute. Every figure
 # is a prediction of the simulator; the reports say so.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,6 +35,11 @@ single switch-base-128-v3-32
 single t5-base-v3-32
 single switch-large-128-v3-32
 single switch-base-128-v4-128
+single t5-large-v3-32
+single t5-large-v4-128
+single t5-xxl-v3-512
+single switch-xxl-128-v3-2048
+single switch-c-2048-v3-2048
 
 # Scaling: Switch-Base with 8..256 experts on tpu-v3-32 (the run config's layout), and
 # Switch-Base-128 on more cores (tpu-v3-512) and on a 3-D TPU v4 slice.
