@@ -90,12 +90,14 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         "bit. A progress bar is drawn on stderr when it is a terminal.\n"
         "With --distributed the run trains on its plan's cores (plan.data simulated cores,\n"
         "plan.model 1): each core holds the dense parameters and num_experts / cores experts\n"
-        "and trains its batch / cores sequences with real values; tokens travel to their\n"
-        "experts through all-to-allv and gradients through an all-reduce (the collectives\n"
-        "module), and every step's program is timed on the pod with that step's routing\n"
-        "(analytic engine): metrics lines carry sim_step_s next to the real losses. It starts\n"
-        "from step 0 and writes metrics.jsonl and results.json (no evaluation, checkpoints or\n"
-        "--resume).",
+        "(or, with fewer experts than cores, one expert replicated on cores / num_experts\n"
+        "cores; num_experts must divide or be a multiple of the cores) and trains its\n"
+        "batch / cores sequences with real values; tokens travel to their experts through\n"
+        "all-to-allv and gradients through all-reduces (the collectives module), and every\n"
+        "step's program is timed on the pod with that step's routing (analytic engine):\n"
+        "metrics lines carry sim_step_s next to the real losses. Held-out evaluation lines,\n"
+        "checkpoints of the whole model, --resume and --force work as above (a checkpoint\n"
+        "belongs to one core count).",
         opts,
         (int)(sizeof opts / sizeof opts[0]),
         0,
@@ -105,7 +107,9 @@ static int parse_opts(train_cli *o, int argc, char **argv)
         "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny\n"
         "  switchsim train --model configs/models/switch-tiny.yaml \\\n"
         "      --run configs/runs/switch-tiny-train.yaml --out runs/tiny --resume --steps 600\n"
-        "  switchsim train --run configs/runs/switch-tiny-dp8.yaml --distributed --out runs/dp8",
+        "  switchsim train --run configs/runs/switch-tiny-dp8.yaml --distributed --out runs/dp8\n"
+        "  switchsim train --run configs/runs/switch-tiny-dp8.yaml --distributed \\\n"
+        "      --out runs/dp8 --resume --steps 40",
     };
     char *pos[argc];
     int npos = 0;
@@ -263,13 +267,15 @@ static int train_and_report(model_train_opts *t, int format)
 static json_t *dist_summary_json(const json_t *res)
 {
     static const char *const top[] = {"model", "run", "pod", "cores", "seed", "steps",
-                                      "nparams", "tokens_per_s", "sim_examples_per_s",
-                                      "wall_s", "out_dir"};
+                                      "first_step", "nparams", "tokens_per_s",
+                                      "sim_examples_per_s", "wall_s", "out_dir"};
+    static const char *const fin[] = {"train_loss", "train_accuracy", "eval_loss",
+                                      "eval_accuracy"};
     json_t *s = json_object();
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
         copy_member(s, top[i], res, top[i]);
-    copy_member(s, "train_loss", json_object_get(res, "final"), "train_loss");
-    copy_member(s, "train_accuracy", json_object_get(res, "final"), "train_accuracy");
+    for (size_t i = 0; i < sizeof fin / sizeof fin[0]; i++)
+        copy_member(s, fin[i], json_object_get(res, "final"), fin[i]);
     copy_member(s, "sim_step_s", json_object_get(res, "sim_step_s"), "mean");
     return s;
 }
@@ -282,8 +288,9 @@ static int train_distributed(run_cfg *run, const model_cfg *model, const train_c
         cli_error("train", "--distributed needs --run: the plan and pod come from the run");
         return CLI_EXIT_USAGE;
     }
-    if (c->resume) {
-        cli_error("train", "--distributed starts from step 0: --resume is not supported");
+    if (c->record_routing) {
+        cli_error("train", "--record-routing records a single-device run; with --distributed "
+                           "the rows each core received are in metrics.jsonl (received_rows)");
         return CLI_EXIT_USAGE;
     }
     run->model = *model;
@@ -292,13 +299,14 @@ static int train_distributed(run_cfg *run, const model_cfg *model, const train_c
     ss_err err = {0};
     json_t *versions = cli_versions_json();
     const model_dtrain_run_opts o = {.run = run, .steps = t->steps, .out_dir = c->out,
+                                     .resume = c->resume, .force = c->force,
                                      .versions = versions, .time_every = (int)c->time_every};
     json_t *res = NULL;
     ss_status st = model_dtrain_run(&o, &res, &err);
     json_decref(versions);
     if (st != SS_OK) {
         cli_error("train", "%s", err.msg);
-        return CLI_EXIT_FAIL;
+        return st == SS_ERR_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
     json_t *summary = dist_summary_json(res);
     const int wrote = emit_result(stdout, summary, (emit_format)c->format);

@@ -4,18 +4,21 @@
  * the collectives module, the all-reduce of the dense gradients, global-norm clipping and the
  * per-core optimizer update.
  *
- * Row orders. A core's packed rows (model_switch_acts: expert_row) are grouped by expert, so
- * the rows for owner o are one contiguous block (experts o Eo .. o Eo + Eo - 1): that block
- * is the core's all-to-allv send block for o, and the blocks it gets back land in the same
- * places. An owner receives, from every source s in rank order, s's rows for each of its
- * experts in expert order ("source-major"); it runs expert j on the rows of all sources in
- * source order ("expert-major", the single-device order, since core s's routing groups come
- * before core s+1's), so permute() converts between the two orders with the per-(source,
- * expert) counts that every source publishes in its dispatch.
+ * Row orders. A core's packed rows (model_switch_acts: expert_row) are grouped by expert, and
+ * the core that runs source s's rows of expert e (expert_owner: e / Eo, or e R + s mod R with
+ * replicas) never decreases with e, so the rows for owner o are one contiguous block: that
+ * block is the core's all-to-allv send block for o, and the blocks it gets back land in the
+ * same places. An owner receives, from every source s in rank order, s's rows for each of its
+ * experts in expert order ("source-major"); it runs expert j on the rows of all the sources it
+ * serves in source order ("expert-major", the single-device order restricted to those
+ * sources, since core s's routing groups come before core s+1's), so permute() converts
+ * between the two orders with the per-(source, expert) counts that every source publishes in
+ * its dispatch (src_rows: 0 for a source another replica serves).
  *
  * Invariants: the counts of a layer (rows, cnt) are written once per step, by their source
  * core, before the dispatch's first barrier, and only read after it; an owner's expert-major
- * buffers of a layer hold the forward's rows until that layer's backward.
+ * buffers of a layer hold the forward's rows until that layer's backward; with replicas an
+ * expert's gradient is all-reduced among its R cores before the norm reads it.
  * reference: dtrain.h.
  */
 #include "model/dtrain.h"
@@ -32,7 +35,7 @@
 #include "model/optim.h"
 #include "model/train.h"
 
-#define CORE_SALT UINT64_C(0x9e3779b97f4a7c15)
+#define STREAM_SALT UINT64_C(0x64747261696e3272) /* "dtrain2r": the cores' dropout streams */
 
 /* One Switch layer's expert side on a core: the rows of its own experts, from every core. */
 typedef struct {
@@ -48,7 +51,7 @@ typedef struct {
     model_dtrain *d;
     int core;
     model_t5 m;
-    rng_state rng;
+    rng_state rng;           /* this step's dropout / jitter stream (seed_core_stream) */
     model_t5_metrics mt;
     xside *xs;               /* [nswitch] */
     float *recv, *send;      /* [cap_max, C] staging of this core's exchanges */
@@ -67,16 +70,22 @@ struct model_dtrain {
     model_dtrain_cfg cfg;
     model_cfg model;
     run_train_cfg train;
-    int P, nswitch, E, Eo, k;
+    int P, nswitch, E, k;
+    int Eo;                        /* experts per core: E / P, or 1 with replicas */
+    int R;                         /* replicas of each expert: P / E when E < P, else 1 */
     size_t C, F, FI;
     model_t5_shape core_shape;
     dcore *core;                   /* [P] */
     /* tensors: dense (replicated) and each core's expert slices (same offsets on all) */
     model_tensor *dense_t, *expert_t;  /* expert_t: [P * nexpert_t] */
     size_t ndense, nexpert_t, dense_floats;
+    size_t expert_floats;          /* floats of one core's expert slices */
+    size_t opt_dense_n, opt_expert_n; /* floats of a core's dense / expert optimizer state */
     model_adafactor_cfg af_expert;
-    float **ar_buf;                /* [P][dense_floats] all-reduce staging */
+    float **ar_buf;                /* [P][max(dense, expert floats)] all-reduce staging */
     coll_schedule allreduce;
+    coll_schedule *xreduce;        /* [E] with replicas: expert e's gradient all-reduce among
+                                      its R cores (NULL without replicas) */
     /* exchanges */
     pthread_barrier_t bar;
     int have_barrier;
@@ -108,14 +117,43 @@ static ss_status check_layout(const model_dtrain_cfg *c, ss_err *err)
                           "distributed training: batch %d is not divisible by %d cores "
                           "(%d sequences left over)",
                           c->shape.B, c->cores, c->shape.B % c->cores);
-    if (m->has_switch && m->sw.num_experts % c->cores != 0)
+    const int E = m->sw.num_experts;
+    if (m->has_switch && E % c->cores != 0 && (E > c->cores || c->cores % E != 0))
         return ss_err_set(err, SS_ERR_CONFIG,
-                          "distributed training: %d experts are not divisible by %d cores "
-                          "(%d left over): every core must own the same number of experts; "
-                          "fewer experts than cores would need expert replicas, which the "
-                          "functional trainer does not support",
-                          m->sw.num_experts, c->cores, m->sw.num_experts % c->cores);
+                          "distributed training: %d experts do not fit %d cores: the experts "
+                          "must be a multiple of the cores (each core owns E / P) or divide "
+                          "them (each expert is replicated on P / E cores)",
+                          E, c->cores);
     return SS_OK;
+}
+
+/* ---- expert placement -------------------------------------------------------------------- */
+
+/* Global index of core c's local expert j: c Eo + j, or c / R with replicas (the R cores
+ * e R .. e R + R - 1 hold expert e, as model_plan_first_expert places them). */
+static int core_expert(const model_dtrain *d, int c, int j)
+{
+    return d->R > 1 ? c / d->R : c * d->Eo + j;
+}
+
+/* The core that runs source s's rows for expert e: its owner, or with replicas the one in
+ * s's replica group (s mod R), so every replica serves P / R sources. */
+static int expert_owner(const model_dtrain *d, int e, int s)
+{
+    return d->R > 1 ? e * d->R + s % d->R : e / d->Eo;
+}
+
+/* Is core c the first replica of its experts (the one whose copy counts and is gathered)? */
+static int first_replica(const model_dtrain *d, int c)
+{
+    return c % d->R == 0;
+}
+
+/* Rows of source s for owner o's local expert j in a dispatch with counts cnt [P * E]. */
+static size_t src_rows(const model_dtrain *d, const int32_t *cnt, int s, int o, int j)
+{
+    const int e = core_expert(d, o, j);
+    return expert_owner(d, e, s) == o ? (size_t)cnt[(size_t)s * (size_t)d->E + (size_t)e] : 0;
 }
 
 /* ---- tensors and optimizer --------------------------------------------------------------- */
@@ -147,10 +185,11 @@ static ss_status split_tensors(model_dtrain *d, ss_err *err)
             continue;
         }
         const size_t per = t->rows * t->cols;
+        d->expert_floats += (size_t)d->Eo * per;
         for (int c = 0; c < d->P; c++) {
             model_tensor s = *t;
             s.count = (size_t)d->Eo;
-            s.offset = t->offset + (size_t)c * (size_t)d->Eo * per;
+            s.offset = t->offset + (size_t)core_expert(d, c, 0) * per;
             d->expert_t[(size_t)c * ne + j] = s;
         }
         j++;
@@ -264,7 +303,7 @@ static void expert_spans(const model_dtrain *d, const int32_t *cnt, int o, size_
     for (int j = 0; j < d->Eo; j++) {
         tot[j] = 0;
         for (int s = 0; s < d->P; s++)
-            tot[j] += (size_t)cnt[(size_t)s * (size_t)d->E + (size_t)(o * d->Eo + j)];
+            tot[j] += src_rows(d, cnt, s, o, j);
         base[j] = pos;
         pos += tot[j];
     }
@@ -284,7 +323,7 @@ static void permute(float *dst, const float *src, const model_dtrain *d, const i
     size_t smaj = 0;
     for (int s = 0; s < d->P; s++)
         for (int j = 0; j < d->Eo; j++) {
-            const size_t n = (size_t)cnt[(size_t)s * (size_t)d->E + (size_t)(o * d->Eo + j)];
+            const size_t n = src_rows(d, cnt, s, o, j);
             float *to = to_expert ? dst + run[j] * C : dst + smaj * C;
             const float *from = to_expert ? src + smaj * C : src + run[j] * C;
             if (n)
@@ -372,7 +411,8 @@ static ss_status exchange(model_dtrain *d, const uint64_t *rows, int use_bf16,
 
 /* ---- the experts hook -------------------------------------------------------------------- */
 
-/* Expert j's (global e = o Eo + j) FFN activations in the owner's buffers from row r0. */
+/* Local expert j's (global core_expert(o, j)) FFN activations in the owner's buffers from
+ * row r0. */
 static model_ffn_acts xacts(const model_dtrain *d, const xside *x, size_t r0)
 {
     model_ffn_acts fa = {x->pre + r0 * d->FI, x->hid + r0 * d->F,
@@ -391,7 +431,7 @@ static ss_status experts_forward_local(dcore *cc, xside *x, const int32_t *cnt,
     for (int j = 0; j < d->Eo; j++) {
         if (tot[j] == 0)
             continue;
-        const size_t e = (size_t)(cc->core * d->Eo + j);
+        const size_t e = (size_t)core_expert(d, cc->core, j);
         model_ffn_acts fa = xacts(d, x, base[j]);
         ss_status st = model_ffn_forward(x->ye + base[j] * d->C, &fa, x->xe + base[j] * d->C,
                                          w->wi + e * d->C * d->FI, w->wo + e * d->F * d->C,
@@ -417,7 +457,7 @@ static ss_status experts_backward_local(dcore *cc, xside *x, const int32_t *cnt,
     for (int j = 0; j < d->Eo; j++) {
         if (tot[j] == 0)
             continue;
-        const size_t e = (size_t)(cc->core * d->Eo + j), r0 = base[j];
+        const size_t e = (size_t)core_expert(d, cc->core, j), r0 = base[j];
         model_ffn_acts fa = xacts(d, x, r0);
         ss_status st = model_ffn_backward(
             x->dxe + r0 * d->C, dw->wi + e * d->C * d->FI, dw->wo + e * d->F * d->C,
@@ -436,10 +476,12 @@ static void publish_counts(model_dtrain *d, int layer, int c, const int32_t *exp
 {
     int32_t *cnt = layer_cnt(d, layer) + (size_t)c * (size_t)d->E;
     uint64_t *rows = layer_rows(d, layer) + (size_t)c * (size_t)d->P;
-    for (int e = 0; e < d->E; e++)
-        cnt[e] = expert_row[e + 1] - expert_row[e];
     for (int o = 0; o < d->P; o++)
-        rows[o] = (uint64_t)(expert_row[(o + 1) * d->Eo] - expert_row[o * d->Eo]);
+        rows[o] = 0;
+    for (int e = 0; e < d->E; e++) {
+        cnt[e] = expert_row[e + 1] - expert_row[e];
+        rows[expert_owner(d, e, c)] += (uint64_t)cnt[e];
+    }
 }
 
 /* Owner c's row of the transposed counts (after the dispatch: every source has published). */
@@ -543,7 +585,6 @@ static ss_status init_core(model_dtrain *d, int c, const size_t *cap, ss_err *er
         return st;
     }
     model_t5_init_params(&cc->m, d->cfg.seed);
-    rng_seed(&cc->rng, d->cfg.seed ^ MODEL_TRAIN_RNG_SALT ^ ((uint64_t)c * CORE_SALT));
     cc->hook = (model_t5_experts_hook){hook_forward, hook_backward, cc};
     if (d->P > 1 && d->model.has_switch)
         cc->m.experts_hook = &cc->hook;
@@ -551,10 +592,10 @@ static ss_status init_core(model_dtrain *d, int c, const size_t *cap, ss_err *er
     cc->span = zalloc(3 * (size_t)d->Eo + 1, sizeof *cc->span);
     cc->recv = zalloc(d->cap_max * d->C + 1, sizeof(float));
     cc->send = zalloc(d->cap_max * d->C + 1, sizeof(float));
-    cc->opt_dense = zalloc(opt_size(d, d->dense_t, d->ndense, &d->train.adafactor) + 1,
-                           sizeof(float));
-    cc->opt_expert = zalloc(opt_size(d, core_experts(d, c), d->nexpert_t, &d->af_expert) + 1,
-                            sizeof(float));
+    d->opt_dense_n = opt_size(d, d->dense_t, d->ndense, &d->train.adafactor);
+    d->opt_expert_n = opt_size(d, core_experts(d, c), d->nexpert_t, &d->af_expert);
+    cc->opt_dense = zalloc(d->opt_dense_n + 1, sizeof(float));
+    cc->opt_expert = zalloc(d->opt_expert_n + 1, sizeof(float));
     if (!cc->xs || !cc->span || !cc->recv || !cc->send || !cc->opt_dense || !cc->opt_expert)
         return nomem(err, "a core's buffers");
     const int dropout = d->model.has_switch && d->model.sw.expert_dropout > 0.0;
@@ -594,23 +635,50 @@ static ss_status init_shared(model_dtrain *d, ss_err *err)
     for (size_t c = 0; c < P; c++) {
         d->b16_send[c] = zalloc(d->cap_max * d->C + 1, sizeof(bf16));
         d->b16_recv[c] = zalloc(d->cap_max * d->C + 1, sizeof(bf16));
-        d->ar_buf[c] = zalloc(d->dense_floats + 1, sizeof(float));
+        const size_t n = d->dense_floats > d->expert_floats ? d->dense_floats
+                                                            : d->expert_floats;
+        d->ar_buf[c] = zalloc(n + 1, sizeof(float));
         if (!d->b16_send[c] || !d->b16_recv[c] || !d->ar_buf[c])
             return nomem(err, "the exchange buffers");
     }
     return SS_OK;
 }
 
+/* An fp32 all-reduce of count floats among the p ranks on cores[] (with a topology). */
+static ss_status build_reduce(const model_dtrain *d, coll_schedule *s, int p, size_t count,
+                              const int32_t *cores, ss_err *err)
+{
+    const coll_desc desc = {.kind = SIM_COLL_ALLREDUCE, .p = p, .count = count,
+                            .elem_bytes = 4, .topo = d->cfg.topo, .cores = cores};
+    return d->cfg.topo ? coll_schedule_build_auto(s, &desc, &d->cfg.cost, err)
+                       : coll_schedule_build(s, &desc, COLL_ALGO_RING, err);
+}
+
+/* The dense gradients' all-reduce over all cores and, with replicas, each expert's among
+ * its R cores. */
 static ss_status build_allreduce(model_dtrain *d, ss_err *err)
 {
-    const coll_desc desc = {.kind = SIM_COLL_ALLREDUCE, .p = d->P, .count = d->dense_floats,
-                            .elem_bytes = 4, .topo = d->cfg.topo, .cores = d->cfg.core_of};
-    ss_status st = d->cfg.topo ? coll_schedule_build_auto(&d->allreduce, &desc, &d->cfg.cost,
-                                                          err)
-                               : coll_schedule_build(&d->allreduce, &desc, COLL_ALGO_RING, err);
-    if (st != SS_OK)
+    ss_status st = build_reduce(d, &d->allreduce, d->P, d->dense_floats, d->cfg.core_of, err);
+    if (st != SS_OK) {
         ss_err_prefix(err, "gradient all-reduce");
-    return st;
+        return st;
+    }
+    if (d->R == 1)
+        return SS_OK;
+    d->xreduce = zalloc((size_t)d->E, sizeof *d->xreduce);
+    if (!d->xreduce)
+        return nomem(err, "the expert all-reduces");
+    for (int e = 0; e < d->E; e++) {
+        const int32_t *cores = d->cfg.core_of ? d->cfg.core_of + (size_t)e * (size_t)d->R
+                                              : NULL;
+        st = build_reduce(d, &d->xreduce[e], d->R, d->expert_floats, cores, err);
+        if (st != SS_OK) {
+            ss_err_prefix(err, "expert %d's gradient all-reduce among its %d replicas", e,
+                          d->R);
+            return st;
+        }
+    }
+    return SS_OK;
 }
 
 /* Everything but the cores' models: dimensions, tensor lists, capacities. */
@@ -624,7 +692,8 @@ static ss_status init_dims(model_dtrain *d, size_t **cap, ss_err *err)
     d->F = (size_t)m->d_ff;
     d->FI = m->ffn == MODEL_FFN_GEGLU ? 2 * d->F : d->F;
     d->E = m->has_switch ? m->sw.num_experts : 0;
-    d->Eo = m->has_switch ? d->E / d->P : 0;
+    d->R = m->has_switch && d->E < d->P ? d->P / d->E : 1;
+    d->Eo = m->has_switch ? (d->R > 1 ? 1 : d->E / d->P) : 0;
     d->k = m->has_switch ? m->sw.top_k : 0;
     d->nswitch = m->has_switch ? encoder_switch_layers(m) + model_cfg_switch_layers(
                                                                m, m->decoder_layers)
@@ -721,6 +790,9 @@ void model_dtrain_free(model_dtrain *d)
     free_ptrs((void **)d->b16_send, d->P);
     free_ptrs((void **)d->b16_recv, d->P);
     coll_schedule_free(&d->allreduce);
+    for (int e = 0; d->xreduce && e < d->E; e++)
+        coll_schedule_free(&d->xreduce[e]);
+    free(d->xreduce);
     if (d->have_barrier)
         pthread_barrier_destroy(&d->bar);
     free(d->rows);
@@ -764,9 +836,26 @@ static ss_status check_tokens(const model_dtrain *d, const int32_t *x, size_t n,
     return SS_OK;
 }
 
-/* Shards the batch and sets each core's loss weight n_c / n. */
+/* splitmix64's finaliser: a bijection that spreads every input bit over the output. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+/* Core c's dropout stream of step `step`: keyed by (seed, core, step), so that a step's
+ * masks never depend on the steps before it and a resumed run needs no stream state. */
+static void seed_core_stream(model_dtrain *d, int c, uint64_t step)
+{
+    const uint64_t h = mix64(mix64(d->cfg.seed ^ MODEL_TRAIN_RNG_SALT ^ STREAM_SALT) ^
+                             (uint64_t)c);
+    rng_seed(&d->core[c].rng, mix64(h ^ step));
+}
+
+/* Shards the batch, sets each core's loss weight n_c / n and seeds its stream of `step`. */
 static void shard(model_dtrain *d, const int32_t *inputs, const int32_t *dec_inputs,
-                  const int32_t *targets)
+                  const int32_t *targets, uint64_t step)
 {
     const size_t Ni = (size_t)d->core_shape.B * (size_t)d->core_shape.T_in;
     const size_t No = (size_t)d->core_shape.B * (size_t)d->core_shape.T_out;
@@ -784,6 +873,7 @@ static void shard(model_dtrain *d, const int32_t *inputs, const int32_t *dec_inp
         cc->dec_inputs = dec_inputs + (size_t)c * No;
         cc->targets = targets + (size_t)c * No;
         cc->dloss = n ? (float)((double)nc[c] / (double)n) : 0.0f;
+        seed_core_stream(d, c, step);
     }
 }
 
@@ -818,12 +908,12 @@ static ss_status run_cores(model_dtrain *d, ss_err *err)
     return st;
 }
 
-/* Copies the dense gradients of g to buf (pack) or back. */
-static void dense_copy(const model_dtrain *d, float *g, float *buf, int pack)
+/* Copies the ranges of tensors t[nt] of g to buf, packed (pack), or back. */
+static void tensors_copy(const model_tensor *ts, size_t nt, float *g, float *buf, int pack)
 {
     size_t pos = 0;
-    for (size_t i = 0; i < d->ndense; i++) {
-        const model_tensor *t = &d->dense_t[i];
+    for (size_t i = 0; i < nt; i++) {
+        const model_tensor *t = &ts[i];
         const size_t n = model_tensor_size(t);
         if (pack)
             memcpy(buf + pos, g + t->offset, n * sizeof(float));
@@ -836,7 +926,7 @@ static void dense_copy(const model_dtrain *d, float *g, float *buf, int pack)
 static ss_status allreduce_dense(model_dtrain *d, ss_err *err)
 {
     for (int c = 0; c < d->P; c++)
-        dense_copy(d, d->core[c].m.grads, d->ar_buf[c], 1);
+        tensors_copy(d->dense_t, d->ndense, d->core[c].m.grads, d->ar_buf[c], 1);
     ss_status st = coll_run(&d->allreduce, COLL_FP32, d->cfg.nx.gemm.denormals,
                             (const void *const *)d->ar_buf, (void *const *)d->ar_buf, err);
     if (st != SS_OK) {
@@ -844,7 +934,31 @@ static ss_status allreduce_dense(model_dtrain *d, ss_err *err)
         return st;
     }
     for (int c = 0; c < d->P; c++)
-        dense_copy(d, d->core[c].m.grads, d->ar_buf[c], 0);
+        tensors_copy(d->dense_t, d->ndense, d->core[c].m.grads, d->ar_buf[c], 0);
+    return SS_OK;
+}
+
+/* With replicas: sums each expert's gradients over its R cores (each replica holds the
+ * gradient of the rows it ran), so every replica updates with the whole batch's gradient. */
+static ss_status allreduce_experts(model_dtrain *d, ss_err *err)
+{
+    for (int e = 0; d->R > 1 && e < d->E; e++) {
+        float **buf = d->ar_buf + (size_t)e * (size_t)d->R;
+        for (int r = 0; r < d->R; r++) {
+            const int c = e * d->R + r;
+            tensors_copy(core_experts(d, c), d->nexpert_t, d->core[c].m.grads, buf[r], 1);
+        }
+        ss_status st = coll_run(&d->xreduce[e], COLL_FP32, d->cfg.nx.gemm.denormals,
+                                (const void *const *)buf, (void *const *)buf, err);
+        if (st != SS_OK) {
+            ss_err_prefix(err, "expert %d's gradient all-reduce", e);
+            return st;
+        }
+        for (int r = 0; r < d->R; r++) {
+            const int c = e * d->R + r;
+            tensors_copy(core_experts(d, c), d->nexpert_t, d->core[c].m.grads, buf[r], 0);
+        }
+    }
     return SS_OK;
 }
 
@@ -858,13 +972,15 @@ static void scale_grads(float *g, const model_tensor *t, size_t n, double ratio)
     }
 }
 
-/* The global norm (dense once, every core's own experts) and model_grad_clip_global_norm's
- * scaling on every core. */
+/* The global norm (dense once, every expert once: from its first replica) and
+ * model_grad_clip_global_norm's scaling on every core. */
 static double clip_global(model_dtrain *d)
 {
     const double dn = model_grad_global_norm(d->core[0].m.grads, d->dense_t, d->ndense);
     double sq = dn * dn;
     for (int c = 0; c < d->P; c++) {
+        if (!first_replica(d, c))
+            continue;
         const double en = model_grad_global_norm(d->core[c].m.grads, core_experts(d, c),
                                                  d->nexpert_t);
         sq += en * en;
@@ -951,8 +1067,9 @@ ss_status model_dtrain_step(model_dtrain *d, const int32_t *inputs,
         st = check_tokens(d, targets, B * (size_t)d->cfg.shape.T_out, 1, "targets", err);
     if (st != SS_OK)
         return st;
-    shard(d, inputs, decoder_inputs, targets);
-    if ((st = run_cores(d, err)) != SS_OK || (st = allreduce_dense(d, err)) != SS_OK)
+    shard(d, inputs, decoder_inputs, targets, step);
+    if ((st = run_cores(d, err)) != SS_OK || (st = allreduce_dense(d, err)) != SS_OK ||
+        (st = allreduce_experts(d, err)) != SS_OK)
         return st;
     const double norm = clip_global(d);
     if (!isfinite(norm))
@@ -977,6 +1094,8 @@ void model_dtrain_params(const model_dtrain *d, float *out)
 {
     memcpy(out, d->core[0].m.params, d->core[0].m.nparams * sizeof(float));
     for (int c = 1; c < d->P; c++) {
+        if (!first_replica(d, c))
+            continue;
         const model_tensor *t = core_experts(d, c);
         for (size_t i = 0; i < d->nexpert_t; i++)
             memcpy(out + t[i].offset, d->core[c].m.params + t[i].offset,
@@ -984,19 +1103,58 @@ void model_dtrain_params(const model_dtrain *d, float *out)
     }
 }
 
+/* Largest |a - b| over the ranges of tensors t[n] of two parameter buffers (NaN: inf). */
+static double tensors_spread(const model_tensor *t, size_t n, const float *a, const float *b,
+                             double worst)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < model_tensor_size(&t[i]); j++) {
+            const double diff = fabs((double)a[t[i].offset + j] - (double)b[t[i].offset + j]);
+            if (diff > worst || isnan(diff))
+                worst = isnan(diff) ? INFINITY : diff;
+        }
+    return worst;
+}
+
 double model_dtrain_replica_spread(const model_dtrain *d)
 {
     double worst = 0.0;
-    for (int c = 1; c < d->P; c++)
-        for (size_t i = 0; i < d->ndense; i++) {
-            const model_tensor *t = &d->dense_t[i];
-            const float *a = d->core[0].m.params + t->offset;
-            const float *b = d->core[c].m.params + t->offset;
-            for (size_t j = 0; j < model_tensor_size(t); j++) {
-                const double diff = fabs((double)a[j] - (double)b[j]);
-                if (diff > worst || isnan(diff))
-                    worst = isnan(diff) ? INFINITY : diff;
-            }
-        }
+    for (int c = 1; c < d->P; c++) {
+        worst = tensors_spread(d->dense_t, d->ndense, d->core[0].m.params, d->core[c].m.params,
+                               worst);
+        if (!first_replica(d, c))
+            worst = tensors_spread(core_experts(d, c), d->nexpert_t,
+                                   d->core[c - c % d->R].m.params, d->core[c].m.params, worst);
+    }
     return worst;
+}
+
+/* ---- the whole model's state (checkpoints) ------------------------------------------------- */
+
+size_t model_dtrain_opt_size(const model_dtrain *d)
+{
+    return d->opt_dense_n + (size_t)(d->P / d->R) * d->opt_expert_n;
+}
+
+void model_dtrain_opt_state(const model_dtrain *d, float *out)
+{
+    memcpy(out, d->core[0].opt_dense, d->opt_dense_n * sizeof(float));
+    float *x = out + d->opt_dense_n;
+    for (int c = 0; c < d->P; c++)
+        if (first_replica(d, c)) {
+            memcpy(x, d->core[c].opt_expert, d->opt_expert_n * sizeof(float));
+            x += d->opt_expert_n;
+        }
+}
+
+void model_dtrain_set_state(model_dtrain *d, const float *params, const float *opt_state)
+{
+    for (int c = 0; c < d->P; c++) {
+        dcore *cc = &d->core[c];
+        memcpy(cc->m.params, params, cc->m.nparams * sizeof(float));
+        memcpy(cc->opt_dense, opt_state, d->opt_dense_n * sizeof(float));
+        const size_t owner = (size_t)(c / d->R); /* index among the first replicas */
+        memcpy(cc->opt_expert, opt_state + d->opt_dense_n + owner * d->opt_expert_n,
+               d->opt_expert_n * sizeof(float));
+    }
 }

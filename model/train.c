@@ -47,7 +47,7 @@ typedef struct {
     double wall_before;        /* training seconds of earlier invocations (checkpoint) */
     double t_start;            /* monotonic clock at the start of this invocation's loop */
     FILE *metrics;
-    char ckpt_path[4096], metrics_path[4096], results_path[4096];
+    model_train_paths paths;   /* DIR/checkpoint.bin, metrics.jsonl, results.json */
     model_ckpt_header ident;   /* the identity fields a checkpoint of this run carries */
     double last_loss, last_accuracy, last_lr;
     int have_eval;
@@ -235,14 +235,13 @@ static ss_status join(char *out, size_t n, const char *dir, const char *name, ss
     return SS_OK;
 }
 
-static ss_status prepare_dir(trainer *t, ss_err *err)
+ss_status model_train_out_dir(const char *dir, int resume, int force, model_train_paths *p,
+                             ss_err *err)
 {
-    const char *dir = t->o->out_dir;
     ss_status st;
-    if ((st = join(t->ckpt_path, sizeof t->ckpt_path, dir, "checkpoint.bin", err)) != SS_OK ||
-        (st = join(t->metrics_path, sizeof t->metrics_path, dir, "metrics.jsonl", err)) !=
-            SS_OK ||
-        (st = join(t->results_path, sizeof t->results_path, dir, "results.json", err)) != SS_OK)
+    if ((st = join(p->ckpt, sizeof p->ckpt, dir, "checkpoint.bin", err)) != SS_OK ||
+        (st = join(p->metrics, sizeof p->metrics, dir, "metrics.jsonl", err)) != SS_OK ||
+        (st = join(p->results, sizeof p->results, dir, "results.json", err)) != SS_OK)
         return st;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return ss_err_set(err, SS_ERR_IO, "%s: cannot create the output directory: %s", dir,
@@ -250,15 +249,20 @@ static ss_status prepare_dir(trainer *t, ss_err *err)
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return ss_err_set(err, SS_ERR_IO, "%s: not a directory", dir);
-    const int has_ckpt = stat(t->ckpt_path, &sb) == 0;
-    if (t->o->resume && !has_ckpt)
-        return ss_err_set(err, SS_ERR_USAGE, "%s: no checkpoint to resume from", t->ckpt_path);
-    if (!t->o->resume && has_ckpt && !t->o->force)
+    const int has_ckpt = stat(p->ckpt, &sb) == 0;
+    if (resume && !has_ckpt)
+        return ss_err_set(err, SS_ERR_USAGE, "%s: no checkpoint to resume from", p->ckpt);
+    if (!resume && has_ckpt && !force)
         return ss_err_set(err, SS_ERR_USAGE,
                           "%s already holds a checkpoint: resume it (--resume) or start afresh "
                           "(--force, which deletes the checkpoint and truncates metrics.jsonl)",
                           dir);
     return SS_OK;
+}
+
+static ss_status prepare_dir(trainer *t, ss_err *err)
+{
+    return model_train_out_dir(t->o->out_dir, t->o->resume, t->o->force, &t->paths, err);
 }
 
 /* The JSON line's "step", or -1 when the line is not a complete metrics object. */
@@ -271,8 +275,7 @@ static long long line_step(const char *line, size_t len)
     return step;
 }
 
-/* Keeps the complete lines of metrics.jsonl up to the first whose step is past `step`. */
-static ss_status truncate_metrics(const char *path, uint64_t step, ss_err *err)
+ss_status model_train_metrics_truncate(const char *path, uint64_t step, ss_err *err)
 {
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -302,7 +305,7 @@ static ss_status truncate_metrics(const char *path, uint64_t step, ss_err *err)
 static ss_status resume(trainer *t, ss_err *err)
 {
     model_ckpt_header got;
-    ss_status st = model_ckpt_read(t->ckpt_path, &t->ident, &got, t->m.params, t->opt_state, err);
+    ss_status st = model_ckpt_read(t->paths.ckpt, &t->ident, &got, t->m.params, t->opt_state, err);
     if (st != SS_OK)
         return st;
     const uint64_t pos = got.step * (uint64_t)t->o->batch;
@@ -310,27 +313,30 @@ static ss_status resume(trainer *t, ss_err *err)
         return ss_err_set(err, SS_ERR_DATA,
                           "%s: data position check failed: expected %llu examples for step "
                           "%llu at batch %d, got %llu",
-                          t->ckpt_path, (unsigned long long)pos, (unsigned long long)got.step,
+                          t->paths.ckpt, (unsigned long long)pos, (unsigned long long)got.step,
                           t->o->batch, (unsigned long long)got.data_position);
     t->step = got.step;
     t->tokens = got.tokens;
     t->wall_before = got.wall_seconds;
     t->rng = got.rng;
-    return truncate_metrics(t->metrics_path, got.step, err);
+    return model_train_metrics_truncate(t->paths.metrics, got.step, err);
 }
 
-/* A fresh run (forced or not) starts with an empty metrics.jsonl and no old checkpoint, so that
- * an old checkpoint can never be resumed against the new run's metrics. */
+ss_status model_train_metrics_open(const model_train_paths *p, int resume, FILE **f,
+                                   ss_err *err)
+{
+    if (!resume && remove(p->ckpt) != 0 && errno != ENOENT)
+        return ss_err_set(err, SS_ERR_IO, "%s: cannot remove the old checkpoint: %s", p->ckpt,
+                          strerror(errno));
+    *f = fopen(p->metrics, resume ? "ab" : "wb");
+    if (!*f)
+        return ss_err_set(err, SS_ERR_IO, "%s: cannot open: %s", p->metrics, strerror(errno));
+    return SS_OK;
+}
+
 static ss_status open_metrics(trainer *t, ss_err *err)
 {
-    if (!t->o->resume && remove(t->ckpt_path) != 0 && errno != ENOENT)
-        return ss_err_set(err, SS_ERR_IO, "%s: cannot remove the old checkpoint: %s",
-                          t->ckpt_path, strerror(errno));
-    t->metrics = fopen(t->metrics_path, t->o->resume ? "ab" : "wb");
-    if (!t->metrics)
-        return ss_err_set(err, SS_ERR_IO, "%s: cannot open: %s", t->metrics_path,
-                          strerror(errno));
-    return SS_OK;
+    return model_train_metrics_open(&t->paths, t->o->resume, &t->metrics, err);
 }
 
 static ss_status save_checkpoint(trainer *t, ss_err *err)
@@ -341,7 +347,7 @@ static ss_status save_checkpoint(trainer *t, ss_err *err)
     h.tokens = t->tokens;
     h.wall_seconds = wall_total(t);
     h.rng = t->rng;
-    return model_ckpt_write(t->ckpt_path, &h, t->m.params, t->opt_state, err);
+    return model_ckpt_write(t->paths.ckpt, &h, t->m.params, t->opt_state, err);
 }
 
 /* ---- metrics lines ----------------------------------------------------------------------- */
@@ -357,7 +363,7 @@ static ss_status write_line(trainer *t, json_t *line, ss_err *err)
               fflush(t->metrics) != 0;
     free(text);
     if (bad)
-        return ss_err_set(err, SS_ERR_IO, "%s: write failed: %s", t->metrics_path,
+        return ss_err_set(err, SS_ERR_IO, "%s: write failed: %s", t->paths.metrics,
                           strerror(errno));
     return SS_OK;
 }
@@ -567,63 +573,93 @@ static void eval_add(eval_sums *s, const model_t5_metrics *mt)
     }
 }
 
-static json_t *eval_line(const trainer *t, eval_sums *s, int batches)
+/* The line of `batches` held-out batches whose sums s cover `forwards` forwards. */
+static json_t *eval_line(uint64_t step, eval_sums *s, int batches, int forwards)
 {
-    const double nb = (double)batches;
+    const double nf = (double)forwards;
     for (int i = 0; i < s->nswitch; i++) {
-        s->dropped[i] /= nb;
-        s->entropy[i] /= nb;
+        s->dropped[i] /= nf;
+        s->entropy[i] /= nf;
     }
     json_t *j = json_object();
     json_object_set_new(j, "split", json_string("heldout"));
-    json_object_set_new(j, "step", json_u64(t->step));
+    json_object_set_new(j, "step", json_u64(step));
     json_object_set_new(j, "batches", json_integer(batches));
     json_object_set_new(j, "loss", json_real(s->tokens ? s->loss_sum / (double)s->tokens : 0.0));
     json_object_set_new(j, "accuracy", json_real(ratio(s->correct, s->tokens)));
     json_object_set_new(j, "tokens", json_u64(s->tokens));
-    json_object_set_new(j, "aux_loss", json_real(s->aux / nb));
-    json_object_set_new(j, "z_loss", json_real(s->z / nb));
-    json_object_set_new(j, "total", json_real(s->total / nb));
+    json_object_set_new(j, "aux_loss", json_real(s->aux / nf));
+    json_object_set_new(j, "z_loss", json_real(s->z / nf));
+    json_object_set_new(j, "total", json_real(s->total / nf));
     json_object_set_new(j, "dropped_fraction", doubles_json(s->dropped, s->nswitch));
     json_object_set_new(j, "router_entropy", doubles_json(s->entropy, s->nswitch));
     return j;
 }
 
-/* eval_batches held-out batches with training = 0 (no rng use). */
-static ss_status evaluate(trainer *t, json_t **line, ss_err *err)
+/* Held-out batch b's `shards` forwards (training = 0: no rng use), added to s. */
+static ss_status eval_batch(const model_train_eval_opts *o, int b, eval_sums *s, int nsw,
+                            ss_err *err)
 {
-    const int nb = t->o->train.eval_batches;
-    const int nsw = model_cfg_switch_layers(&t->m.cfg, t->m.cfg.encoder_layers) +
-                    model_cfg_switch_layers(&t->m.cfg, t->m.cfg.decoder_layers);
+    ss_status st = model_data_batch(o->inputs, o->targets, o->dec_inputs, o->ds,
+                                    MODEL_DATA_HELDOUT, (uint64_t)b, o->batch, err);
+    const size_t rows = (size_t)(o->batch / o->shards);
+    const size_t Ti = (size_t)o->m->shape.T_in, To = (size_t)o->m->shape.T_out;
+    for (int k = 0; st == SS_OK && k < o->shards; k++) {
+        model_t5_metrics mt;
+        const size_t r0 = (size_t)k * rows;
+        st = model_t5_forward(o->m, o->inputs + r0 * Ti, o->dec_inputs + r0 * To,
+                              o->targets + r0 * To, 0, NULL, &mt, err);
+        if (st == SS_OK) {
+            SS_ASSERT(mt.nswitch <= nsw);
+            eval_add(s, &mt);
+        }
+    }
+    return st;
+}
+
+ss_status model_train_evaluate(const model_train_eval_opts *o, uint64_t step,
+                               model_train_eval *res, json_t **line, ss_err *err)
+{
+    SS_ASSERT(o->shards >= 1 && o->batch % o->shards == 0 &&
+              o->m->shape.B == o->batch / o->shards);
+    const model_cfg *c = &o->m->cfg;
+    const int nsw = model_cfg_switch_layers(c, c->encoder_layers) +
+                    model_cfg_switch_layers(c, c->decoder_layers);
     eval_sums s = {0};
     s.dropped = calloc((size_t)nsw + 1, sizeof(double));
     s.entropy = calloc((size_t)nsw + 1, sizeof(double));
     ss_status st = s.dropped && s.entropy
                        ? SS_OK
                        : ss_err_set(err, SS_ERR_NOMEM, "out of memory for evaluation sums");
-    for (int b = 0; st == SS_OK && b < nb; b++) {
-        model_t5_metrics mt;
-        st = model_data_batch(t->inputs, t->targets, t->dec_inputs, &t->ds, MODEL_DATA_HELDOUT,
-                              (uint64_t)b, t->o->batch, err);
-        if (st == SS_OK)
-            st = model_t5_forward(&t->m, t->inputs, t->dec_inputs, t->targets, 0, NULL, &mt,
-                                  err);
-        if (st == SS_OK) {
-            SS_ASSERT(mt.nswitch <= nsw);
-            eval_add(&s, &mt);
-        }
-    }
+    for (int b = 0; st == SS_OK && b < o->batches; b++)
+        st = eval_batch(o, b, &s, nsw, err);
     if (st == SS_OK) {
-        t->have_eval = 1;
-        t->eval_loss = s.tokens ? s.loss_sum / (double)s.tokens : 0.0;
-        t->eval_accuracy = ratio(s.correct, s.tokens);
-        t->eval_step = t->step;
-        *line = eval_line(t, &s, nb);
+        res->loss = s.tokens ? s.loss_sum / (double)s.tokens : 0.0;
+        res->accuracy = ratio(s.correct, s.tokens);
+        *line = eval_line(step, &s, o->batches, o->batches * o->shards);
     } else {
-        ss_err_prefix(err, "evaluation at step %llu", (unsigned long long)t->step);
+        ss_err_prefix(err, "evaluation at step %llu", (unsigned long long)step);
     }
     free(s.dropped);
     free(s.entropy);
+    return st;
+}
+
+/* eval_batches held-out batches on the trainer's model. */
+static ss_status evaluate(trainer *t, json_t **line, ss_err *err)
+{
+    const model_train_eval_opts eo = {.m = &t->m, .ds = &t->ds, .batch = t->o->batch,
+                                      .shards = 1, .batches = t->o->train.eval_batches,
+                                      .inputs = t->inputs, .targets = t->targets,
+                                      .dec_inputs = t->dec_inputs};
+    model_train_eval res;
+    ss_status st = model_train_evaluate(&eo, t->step, &res, line, err);
+    if (st == SS_OK) {
+        t->have_eval = 1;
+        t->eval_loss = res.loss;
+        t->eval_accuracy = res.accuracy;
+        t->eval_step = t->step;
+    }
     return st;
 }
 
@@ -785,7 +821,7 @@ static ss_status write_results(const trainer *t, const json_t *res, ss_err *err)
     char *text = json_dumps(res, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     if (!text)
         return ss_err_set(err, SS_ERR_NOMEM, "out of memory for results.json");
-    ss_status st = file_write_atomic(t->results_path, text, strlen(text), err);
+    ss_status st = file_write_atomic(t->paths.results, text, strlen(text), err);
     free(text);
     return st;
 }

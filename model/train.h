@@ -62,6 +62,7 @@
 #define SWITCHSIM_MODEL_TRAIN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -71,6 +72,7 @@
 #include "model/linear.h"
 #include "model/model_cfg.h"
 #include "model/run_cfg.h"
+#include "model/t5.h"
 
 #define MODEL_TRAIN_RNG_SALT UINT64_C(0x7261696e64726f70) /* "raindrop": dropout stream */
 
@@ -147,5 +149,45 @@ ss_status model_train_data_open(model_data_corpus *corpus, model_data *ds,
 
 uint64_t model_train_settings_hash(const model_train_opts *o, int target_length,
                                    const uint8_t *corpus, size_t corpus_bytes);
+
+/* The output directory's files and policy (the paragraph "Starting and resuming" above),
+ * shared with the distributed trainer. */
+typedef struct {
+    char ckpt[4096], metrics[4096], results[4096]; /* DIR/checkpoint.bin, metrics.jsonl,
+                                                      results.json */
+} model_train_paths;
+/* Fills p, creates dir (one level) and applies the checkpoint policy: SS_ERR_USAGE for resume
+ * without DIR/checkpoint.bin, or for a checkpoint there without resume or force. */
+ss_status model_train_out_dir(const char *dir, int resume, int force, model_train_paths *p,
+                              ss_err *err);
+/* Keeps the complete lines of the metrics file at path up to the first whose step is past
+ * `step` (atomically; nothing to do when the file does not exist). */
+ss_status model_train_metrics_truncate(const char *path, uint64_t step, ss_err *err);
+/* Opens p->metrics for appending (resume) or afresh, after removing an old p->ckpt (not
+ * resume), so that an old checkpoint is never resumed against a new run's metrics. */
+ss_status model_train_metrics_open(const model_train_paths *p, int resume, FILE **f,
+                                   ss_err *err);
+
+/* Held-out evaluation (training = 0: no dropout, no jitter, the eval capacity factor; no rng
+ * use): `batches` held-out batches of `batch` sequences (data.h: batch b), each run as
+ * `shards` forwards of batch / shards consecutive rows on m (whose shape.B is batch / shards:
+ * the distributed trainer evaluates each core's rows as that core would route them). */
+typedef struct {
+    model_t5 *m;
+    model_data *ds;
+    int batch, shards, batches;
+    int32_t *inputs, *targets, *dec_inputs; /* [batch, T_in], [batch, T_out] x 2 scratch */
+} model_train_eval_opts;
+
+typedef struct {
+    double loss, accuracy; /* token-weighted over the batches */
+} model_train_eval;
+
+/* Evaluates and builds the metrics line {"split": "heldout", "step", "batches", "loss",
+ * "accuracy", "tokens", "aux_loss", "z_loss", "total" (means over the forwards),
+ * "dropped_fraction", "router_entropy" (means per layer)}; the caller adds wall_s and owns
+ * *line. */
+ss_status model_train_evaluate(const model_train_eval_opts *o, uint64_t step,
+                               model_train_eval *res, json_t **line, ss_err *err);
 
 #endif

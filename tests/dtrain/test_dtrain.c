@@ -1,9 +1,11 @@
 /* This file tests the functional distributed trainer (model/dtrain.h) against single-device
  * training (model/t5.h + the same optimizer, clipping and routing groups) on a tiny Switch
  * model: losses per step and final parameters within a stated tolerance, identical routing
- * decisions, rows really moved through the all-to-allv (received counts equal the router's
- * kept choices), clear errors for impossible layouts, and a positive simulated step time that
- * depends on the routing and the pod.
+ * decisions, with one owner per expert and with expert replicas (fewer experts than cores),
+ * rows really moved through the all-to-allv (received counts equal the router's kept choices
+ * for the sources a core serves), clear errors for impossible layouts, a positive simulated
+ * step time that depends on the routing and the pod, held-out evaluation lines, and a run
+ * resumed from its checkpoint that matches the uninterrupted run bit for bit.
  *
  * Tolerances. Differences come only from the order of floating-point sums (dtrain.h): dense
  * weight gradients are P per-core matmuls added by the all-reduce instead of one matmul, the
@@ -27,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "common/fileio.h"
 #include "model/data.h"
 #include "model/dtrain.h"
 #include "model/optim.h"
@@ -291,13 +294,36 @@ static void test_dtrain_matches_single_device_bf16(void **state)
     expect_equivalent(2, 4, 4, &nx, 2e-3, "bf16");
 }
 
-/* The rows each core received in a dispatch are the kept choices for its experts, counted
- * from the single-device reference's routing decisions; the sent matrix agrees. */
-static void test_dtrain_tokens_moved(void **state)
+/* Expert replicas (E < P, each expert on P / E cores, tokens to the replica in the sender's
+ * replica group): the same equivalence, with each expert's gradients all-reduced among its
+ * replicas; the replicas stay bit-identical. */
+static void test_dtrain_expert_replicas(void **state)
 {
     (void)state;
+    const model_numerics fp32 = model_numerics_fp32();
+    const model_numerics bf16 = model_numerics_bf16(BF16_DENORMALS_FLUSH);
+    expect_equivalent(8, 4, 16, &fp32, 1e-5, "fp32 replicas (4 experts)");
+    expect_equivalent(8, 1, 16, &fp32, 1e-5, "fp32 replicas (1 expert)");
+    expect_equivalent(4, 2, 8, &bf16, 2e-3, "bf16 replicas (2 experts)");
+    model_cfg c = tiny_cfg(2);
+    c.sw.top_k = 2;
+    c.ffn = MODEL_FFN_GEGLU;
+    expect_equivalent_cfg(8, &c, 16, &fp32, 1e-5, "fp32 replicas top-2 GEGLU");
+}
+
+/* The core that runs source s's rows for expert e (dtrain.h's placement). */
+static int owner_of(int e, int s, int P, int E)
+{
+    const int R = E < P ? P / E : 1, Eo = E < P ? 1 : E / P;
+    return R > 1 ? e * R + s % R : e / Eo;
+}
+
+/* The rows each core received in a dispatch are the kept choices for its experts from the
+ * sources it serves, counted from the single-device reference's routing decisions (source s
+ * made the s-th P-th of a layer's choices); the sent matrix agrees. */
+static void expect_tokens_moved(int P, int E, int B)
+{
     ss_err err = {0};
-    const int P = 4, E = 8, B = 8, Eo = E / P;
     const model_numerics nx = model_numerics_fp32();
     const model_cfg c = tiny_cfg(E);
     ref_trainer ref;
@@ -312,16 +338,20 @@ static void test_dtrain_tokens_moved(void **state)
     assert_int_equal(model_dtrain_step(d, b.in, b.dec, b.tgt, 0, 0.01f, &dm, &err), SS_OK);
     uint64_t moved = 0, total_kept = 0;
     for (int i = 0; i < mt.nswitch; i++) {
+        const size_t n = mt.choice_offset[i + 1] - mt.choice_offset[i], per = n / (size_t)P;
         for (int o = 0; o < P; o++) {
             uint64_t kept = 0, sent = 0;
-            for (size_t j = mt.choice_offset[i]; j < mt.choice_offset[i + 1]; j++)
-                kept += mt.expert_choice[j] >= o * Eo && mt.expert_choice[j] < (o + 1) * Eo;
-            for (int s = 0; s < P; s++) {
-                const uint64_t n = dm.sent_rows[((size_t)i * P + (size_t)s) * P + (size_t)o];
-                sent += n;
-                moved += s != o ? n : 0;
+            for (size_t j = 0; j < n; j++) {
+                const int e = mt.expert_choice[mt.choice_offset[i] + j];
+                kept += e >= 0 && owner_of(e, (int)(j / per), P, E) == o;
             }
-            print_message("layer %d core %d: received %llu rows, router kept %llu\n", i, o,
+            for (int s = 0; s < P; s++) {
+                const uint64_t m = dm.sent_rows[((size_t)i * P + (size_t)s) * P + (size_t)o];
+                sent += m;
+                moved += s != o ? m : 0;
+            }
+            print_message("%d experts on %d cores, layer %d core %d: received %llu rows, "
+                          "router kept %llu\n", E, P, i, o,
                           (unsigned long long)dm.received_rows[i * P + o],
                           (unsigned long long)kept);
             assert_int_equal(dm.received_rows[i * P + o], kept);
@@ -334,6 +364,13 @@ static void test_dtrain_tokens_moved(void **state)
     free_batch(&b);
     model_dtrain_free(d);
     ref_free(&ref);
+}
+
+static void test_dtrain_tokens_moved(void **state)
+{
+    (void)state;
+    expect_tokens_moved(4, 8, 8);
+    expect_tokens_moved(8, 4, 16); /* replicas: each expert serves 4 of the 8 sources */
 }
 
 static void expect_init_error(const model_cfg *c, int B, int P, ss_status code,
@@ -354,8 +391,10 @@ static void expect_init_error(const model_cfg *c, int B, int P, ss_status code,
 static void test_dtrain_impossible_layouts(void **state)
 {
     (void)state;
-    model_cfg c = tiny_cfg(4);
-    expect_init_error(&c, 16, 8, SS_ERR_CONFIG, "4 experts are not divisible by 8 cores");
+    model_cfg c = tiny_cfg(3);
+    expect_init_error(&c, 16, 8, SS_ERR_CONFIG, "3 experts do not fit 8 cores");
+    c = tiny_cfg(12);
+    expect_init_error(&c, 16, 8, SS_ERR_CONFIG, "12 experts do not fit 8 cores");
     c = tiny_cfg(8);
     expect_init_error(&c, 12, 8, SS_ERR_CONFIG, "batch 12 is not divisible by 8 cores");
     expect_init_error(&c, 16, 0, SS_ERR_CONFIG, "0 cores");
@@ -465,29 +504,176 @@ static void test_dtrain_run_reports_sim_time(void **state)
     assert_true(loss > 0.0 && isfinite(loss));
     assert_int_equal(json_integer_value(json_object_get(res, "cores")), 8);
     json_decref(res);
-    /* metrics.jsonl: 3 lines, each with a loss and a sim_step_s */
+    /* metrics.jsonl: 3 training lines, each with a loss and a sim_step_s, and the held-out
+     * evaluation after the last step */
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[8192];
-    int n = 0;
+    int n = 0, nev = 0;
     while (fgets(line, sizeof line, f)) {
         json_error_t je;
         json_t *j = json_loads(line, 0, &je);
         assert_non_null(j);
-        assert_true(json_real_value(json_object_get(j, "sim_step_s")) > 0.0);
         assert_true(json_real_value(json_object_get(j, "loss")) > 0.0);
-        assert_non_null(json_object_get(j, "received_rows"));
+        if (strcmp(json_string_value(json_object_get(j, "split")), "heldout") == 0) {
+            assert_int_equal(json_integer_value(json_object_get(j, "step")), 3);
+            nev++;
+        } else {
+            assert_true(json_real_value(json_object_get(j, "sim_step_s")) > 0.0);
+            assert_non_null(json_object_get(j, "received_rows"));
+            n++;
+        }
         json_decref(j);
-        n++;
     }
     fclose(f);
     assert_int_equal(n, 3);
+    assert_int_equal(nev, 1);
     unlink(path);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    assert_int_equal(unlink(path), 0);
     snprintf(path, sizeof path, "%s/results.json", dir);
     assert_int_equal(unlink(path), 0);
     rmdir(dir);
+}
+
+/* metrics.jsonl of dir with every line's wall_s removed (keys sorted, 17 digits: equal
+ * strings mean bit-identical values); *train and *heldout count the lines of each split. */
+static char *metrics_without_wall(const char *dir, int *train, int *heldout)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t cap = 1 << 16, len = 0;
+    char *out = xcalloc(cap, 1), line[16384];
+    *train = *heldout = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(json_object_del(j, "wall_s"), 0);
+        const char *split = json_string_value(json_object_get(j, "split"));
+        *train += strcmp(split, "train") == 0;
+        *heldout += strcmp(split, "heldout") == 0;
+        char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+        json_decref(j);
+        const size_t n = strlen(text);
+        while (len + n + 2 > cap) {
+            cap *= 2;
+            out = realloc(out, cap);
+            assert_non_null(out);
+        }
+        memcpy(out + len, text, n);
+        len += n;
+        out[len++] = '\n';
+        out[len] = 0;
+        free(text);
+    }
+    fclose(f);
+    return out;
+}
+
+/* checkpoint.bin of dir without its header's wall seconds and checksum: the parameters and
+ * optimizer state (from byte 256), whose size goes to *n. */
+static unsigned char *checkpoint_arrays(const char *dir, size_t *n)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    const long size = ftell(f);
+    assert_true(size > 264);
+    *n = (size_t)size - 264;
+    unsigned char *b = xcalloc(*n, 1);
+    assert_int_equal(fseek(f, 256, SEEK_SET), 0);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void run_to(run_cfg *run, const char *dir, uint64_t steps, int resume, ss_status want,
+                   const char *needle)
+{
+    ss_err err = {0};
+    model_dtrain_run_opts o = {.run = run, .steps = steps, .out_dir = dir, .resume = resume};
+    json_t *res = NULL;
+    const ss_status st = model_dtrain_run(&o, &res, &err);
+    if (st != want || needle)
+        print_message("run to step %llu%s: %s\n", (unsigned long long)steps,
+                      resume ? " (resumed)" : "", st == SS_OK ? "ok" : err.msg);
+    assert_int_equal(st, want);
+    if (needle)
+        assert_non_null(strstr(err.msg, needle));
+    if (st == SS_OK) {
+        const json_t *fin = json_object_get(res, "final");
+        assert_true(json_real_value(json_object_get(fin, "eval_loss")) > 0.0);
+        assert_int_equal(json_integer_value(json_object_get(fin, "eval_step")), (int)steps);
+    }
+    json_decref(res);
+}
+
+/* A distributed run stopped at step 2 and resumed to step 4 writes the uninterrupted run's
+ * metrics lines (training and held-out, all but wall_s) and checkpoint arrays bit for bit:
+ * 4 experts on 8 cores (replicas), with dropout, router jitter and expert dropout on (the
+ * cores' streams are keyed by step). A line written after the checkpoint is dropped on
+ * resume; resuming a finished run adds no line; a checkpoint of another core count is
+ * refused. */
+static void test_dtrain_resume_bit_for_bit(void **state)
+{
+    (void)state;
+    run_cfg run;
+    load_run(&run, "tests/dtrain/tiny-dp8.yaml");
+    run.model.sw.num_experts = 4;
+    run.train.eval_every = 2;
+    run.train.eval_batches = 1;
+    run.train.checkpoint_every = 2;
+    char a[] = "/tmp/switchsim-dtrain-a-XXXXXX", b[] = "/tmp/switchsim-dtrain-b-XXXXXX";
+    assert_non_null(mkdtemp(a));
+    assert_non_null(mkdtemp(b));
+    run_to(&run, a, 4, 0, SS_OK, NULL);
+    run_to(&run, b, 2, 0, SS_OK, NULL);
+    run_to(&run, b, 3, 0, SS_ERR_USAGE, "already holds a checkpoint");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", b);
+    FILE *f = fopen(path, "a"); /* as if a run had stopped after step 3's line */
+    assert_non_null(f);
+    fputs("{\"split\": \"train\", \"step\": 3, \"loss\": 1, \"wall_s\": 0}\n", f);
+    fclose(f);
+    run_to(&run, b, 4, 1, SS_OK, NULL);
+    int ta, ha, tb, hb;
+    char *ma = metrics_without_wall(a, &ta, &ha), *mb = metrics_without_wall(b, &tb, &hb);
+    size_t na, nb;
+    unsigned char *ca = checkpoint_arrays(a, &na), *cb = checkpoint_arrays(b, &nb);
+    size_t bad = 0;
+    for (size_t i = 0; i < na && i < nb; i++)
+        bad += ca[i] != cb[i];
+    print_message("uninterrupted: %d training + %d held-out lines; resumed: %d + %d; "
+                  "metrics equal: %s; checkpoint arrays %zu vs %zu bytes, %zu differ\n", ta,
+                  ha, tb, hb, strcmp(ma, mb) == 0 ? "yes" : "no", na, nb, bad);
+    assert_int_equal(ta, 4);
+    assert_int_equal(ha, 2);
+    assert_string_equal(ma, mb);
+    assert_int_equal(na, nb);
+    assert_int_equal(bad, 0);
+    /* resuming a run already at its end trains and writes nothing */
+    run_to(&run, b, 4, 1, SS_OK, NULL);
+    char *again = metrics_without_wall(b, &tb, &hb);
+    assert_string_equal(again, ma);
+    free(again);
+    /* another core count (one core per chip of the pod): the optimizer state's layout
+     * differs */
+    run.pod.chip.cores_per_chip = 1;
+    run.pod.cores = run.pod.chips;
+    run.plan.data = run.pod.cores;
+    run_to(&run, b, 6, 1, SS_ERR_DATA, "settings");
+    free(ma);
+    free(mb);
+    free(ca);
+    free(cb);
+    assert_int_equal(file_remove_tree(a), 0);
+    assert_int_equal(file_remove_tree(b), 0);
 }
 
 int main(void)
@@ -500,11 +686,13 @@ int main(void)
         cmocka_unit_test(test_dtrain_matches_single_device_bf16),
         cmocka_unit_test(test_dtrain_dense_data_parallel),
         cmocka_unit_test(test_dtrain_top2_geglu),
+        cmocka_unit_test(test_dtrain_expert_replicas),
         cmocka_unit_test(test_dtrain_tokens_moved),
         cmocka_unit_test(test_dtrain_impossible_layouts),
         cmocka_unit_test(test_dtrain_rejects_bad_tokens),
         cmocka_unit_test(test_dtrain_sim_step_time),
         cmocka_unit_test(test_dtrain_run_reports_sim_time),
+        cmocka_unit_test(test_dtrain_resume_bit_for_bit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
