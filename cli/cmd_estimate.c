@@ -48,6 +48,8 @@
  * before the others. `auto` (the default) is lowered up to EST_COMM_LOWERED_MAX cores, so the
  * calibration runs (32 cores) are unchanged, and isolated above: a 2048-core Switch-C step is
  * 51.7 M ops lowered, 5.5 M isolated. lowered_ops is the number of ops the engine ran.
+ * With the analytic engine an isolated price is at least its schedule's step-wise link-load
+ * bound (coll_price.h); prices_raised_to_bound counts the distinct collectives raised to it.
  *
  * Lowering at scale: before coll_program_lower the program is copied in collective rounds
  * (every core's ops up to and including its next collective, core after core), so the members
@@ -916,6 +918,7 @@ static json_t *run_json(const est_run *e, const est_opts *o)
     if (e->isolated) {
         set_int(j, "distinct_collectives", e->prices.nprices);
         set_int(j, "isolated_lowered_ops", (long long)e->prices.lowered_ops);
+        set_int(j, "prices_raised_to_bound", e->prices.nraised);
     }
     return j;
 }

@@ -16,8 +16,16 @@
  * is reported. (The SystemC engine forks from a worker thread; glibc's fork keeps malloc and
  * stdio usable in the child.)
  *
+ * Step-wise bound (analytic engine only): the representative's schedule is built again as the
+ * lowering builds it (same desc, hint or auto choice), every message of a step is routed and
+ * its bytes added to the links it crosses, and the bound is the sum over steps of the busiest
+ * link's bytes / link bandwidth (the engines' link model has no per-packet overhead, so this
+ * equals the step's largest per-link busy time). The price becomes max(makespan, bound); the
+ * link loads stay the simulated ones.
+ *
  * Invariants: every collective id of the program gets a price and the origin chip of its
- * group's first member; prices are in order of first appearance (by collective id).
+ * group's first member; prices are in order of first appearance (by collective id); an
+ * analytic price is never below its step-wise bound.
  */
 #include "collectives/coll_price.h"
 
@@ -143,7 +151,9 @@ static ss_status alloc_tables(coll_prices *out, const sim_program *p, ss_err *er
     out->price_of = malloc(((size_t)nids + 1) * sizeof *out->price_of);
     out->origin_of = malloc(((size_t)nids + 1) * sizeof *out->origin_of);
     out->prices = calloc((size_t)nids + 1, sizeof *out->prices); /* distinct <= ids */
-    if (!out->price_of || !out->origin_of || !out->prices)
+    out->bound_s = calloc((size_t)nids + 1, sizeof *out->bound_s);
+    out->raised = calloc((size_t)nids + 1, sizeof *out->raised);
+    if (!out->price_of || !out->origin_of || !out->prices || !out->bound_s || !out->raised)
         return ss_err_set(err, SS_ERR_NOMEM, "out of memory pricing %d collectives", (int)nids);
     for (int32_t k = 0; k < nids; k++)
         out->price_of[k] = out->origin_of[k] = -1;
@@ -228,6 +238,95 @@ static ss_status keep_loads(sim_coll_price *pr, const sim_result *r, ss_err *err
     return SS_OK;
 }
 
+/* The representative op's schedule, built as coll_program_lower builds it. */
+static ss_status rebuild_schedule(coll_schedule *s, const sim_program *p, int32_t rep,
+                                  const sim_topo *topo, const coll_cost *cost, ss_err *err)
+{
+    const sim_prog_coll *c = &sim_program_op(p, rep)->coll;
+    int32_t n = 0, r = 0;
+    const int32_t *cores = sim_program_group(p, c->group, &n);
+    const uint64_t *matrix = c->matrix >= 0 ? sim_program_matrix(p, c->matrix, &r) : NULL;
+    const coll_desc d = {(sim_coll_kind)c->kind, n, c->bytes, matrix, 1, topo, cores};
+    coll_algo a;
+    if (coll_algo_parse(sim_program_string(p, c->algo), &a) != 0)
+        return ss_err_set(err, SS_ERR_RANGE, "unknown algorithm hint '%s'",
+                          sim_program_string(p, c->algo));
+    return a == COLL_ALGO_AUTO ? coll_schedule_build_auto(s, &d, cost, err)
+                               : coll_schedule_build(s, &d, a, err);
+}
+
+/* Largest bytes one link carries in step st of s (ranks on cores); load[nlinks] is zero on
+ * entry and on return, touched[nlinks] and route[diameter] are scratch. */
+static uint64_t step_peak_bytes(const coll_schedule *s, int32_t st, const int32_t *cores,
+                                const sim_topo *topo, uint64_t *load, int32_t *touched,
+                                int *route)
+{
+    int32_t ntouched = 0;
+    for (size_t i = s->step_start[st]; i < s->step_start[st + 1]; i++) {
+        const coll_xfer *x = &s->x[i];
+        const uint64_t bytes = x->count * s->elem_bytes;
+        if (x->src == x->dst || bytes == 0)
+            continue;
+        const int src = sim_topo_core_chip(topo, cores[x->src]);
+        const int dst = sim_topo_core_chip(topo, cores[x->dst]);
+        const int hops = sim_topo_route(topo, src, dst, route, sim_topo_diameter(topo));
+        for (int h = 0; h < hops; h++) {
+            if (load[route[h]] == 0)
+                touched[ntouched++] = route[h];
+            load[route[h]] += bytes;
+        }
+    }
+    uint64_t peak = 0;
+    for (int32_t k = 0; k < ntouched; k++) {
+        peak = load[touched[k]] > peak ? load[touched[k]] : peak;
+        load[touched[k]] = 0;
+    }
+    return peak;
+}
+
+/* The step-wise link-load bound of the representative op rep (see the header comment):
+ * sum over its schedule's steps of the busiest link's bytes / link bandwidth. */
+static ss_status step_bound(const sim_program *p, int32_t rep, const sim_topo *topo,
+                            const coll_cost *cost, const sim_engine_cfg *cfg, double *bound,
+                            ss_err *err)
+{
+    *bound = 0;
+    coll_schedule s;
+    ss_status st = rebuild_schedule(&s, p, rep, topo, cost, err);
+    if (st != SS_OK)
+        return st;
+    const int nlinks = sim_topo_nlinks(topo);
+    uint64_t *load = calloc((size_t)nlinks + 1, sizeof *load);
+    int32_t *touched = malloc(((size_t)nlinks + 1) * sizeof *touched);
+    int *route = malloc(((size_t)sim_topo_diameter(topo) + 1) * sizeof *route);
+    if (!load || !touched || !route)
+        st = ss_err_set(err, SS_ERR_NOMEM, "out of memory bounding a collective's links");
+    int32_t n = 0;
+    const int32_t *cores = sim_program_group(p, sim_program_op(p, rep)->coll.group, &n);
+    sim_msg m;
+    sim_msg_init(&m, cfg->chip, 0, cfg->packet_bytes);
+    for (int32_t k = 0; st == SS_OK && k < s.nsteps; k++)
+        *bound += (double)step_peak_bytes(&s, k, cores, topo, load, touched, route) /
+                  m.bytes_per_s;
+    free(load);
+    free(touched);
+    free(route);
+    coll_schedule_free(&s);
+    return st;
+}
+
+/* Analytic engine: raises price k to its step-wise bound when the makespan is below it. */
+static ss_status apply_bound(coll_prices *out, const classifier *L, int32_t k,
+                             const coll_cost *cost, const sim_engine_cfg *cfg, ss_err *err)
+{
+    ss_status st = step_bound(L->p, L->rep[k], L->topo, cost, cfg, &out->bound_s[k], err);
+    if (st == SS_OK && out->bound_s[k] > out->prices[k].seconds) {
+        out->prices[k].seconds = out->bound_s[k];
+        out->raised[k] = 1;
+    }
+    return st;
+}
+
 /* Lowers and simulates signature k's representative alone; *lowered_ops = the ops it ran. */
 static ss_status price_one(coll_prices *out, const classifier *L, int32_t k,
                            const coll_cost *cost, sim_engine_kind kind,
@@ -252,6 +351,8 @@ static ss_status price_one(coll_prices *out, const classifier *L, int32_t k,
         st = keep_loads(&out->prices[k], &r, err);
         sim_result_free(&r);
     }
+    if (st == SS_OK && kind == SIM_ENGINE_ANALYTIC)
+        st = apply_bound(out, L, k, cost, cfg, err);
     int32_t n = 0;
     const int32_t *cores = sim_program_group(L->p, op->coll.group, &n);
     out->prices[k].origin_chip = sim_topo_core_chip(L->topo, cores[0]);
@@ -324,6 +425,7 @@ static ss_status price_all(coll_prices *out, const classifier *L, const coll_cos
             st = w.st[k];
         }
         out->lowered_ops += w.ops[k];
+        out->nraised += out->raised[k];
     }
     pthread_mutex_destroy(&w.lock);
     free(w.st);
@@ -339,6 +441,8 @@ void coll_prices_free(coll_prices *c)
         free((void *)c->prices[k].intervals);
     }
     free(c->prices);
+    free(c->bound_s);
+    free(c->raised);
     free(c->price_of);
     free(c->origin_of);
     memset(c, 0, sizeof *c);

@@ -40,6 +40,9 @@
  * therefore agree on programs in which no link is wanted at once by a message injected into it
  * and another one forwarded into it or crossing it as a later hop (up to picosecond rounding,
  * and the order of empty messages, which take no link time, among same-instant sends).
+ * Where multi-hop messages share later links, the analytic makespan can fall far below the
+ * links' load; the isolated pricing of collectives therefore raises an analytic price to its
+ * schedule's step-wise link-load bound (collectives/coll_price.h).
  *
  * Link model: a message of B bytes is cut into P = ceil(B / packet_bytes) packets; a packet
  * crosses one hop in its serialisation time (its bytes / link bandwidth) followed by the hop

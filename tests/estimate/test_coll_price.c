@@ -8,8 +8,11 @@
  * on both engines when SystemC is built in; and the automatic algorithm choice, which skips
  * building ring and biring schedules that provably lose, equals the exhaustive choice. A
  * dimension-ordered all-to-all on a ring of 32 pins the engines' difference on multi-hop
- * traffic: the analytic price (port queue, later hops contention-free) falls below the
- * link-load bound, the SystemC price respects it, and both load the links alike.
+ * traffic: the analytic makespan (port queue, later hops contention-free) falls below the
+ * link-load bound and the analytic price is raised to it, the SystemC price (its makespan)
+ * respects it, and both load the links alike; on an 8 x 4 torus the analytic price is the
+ * sum of its two steps' busiest links, and a torus all-reduce (makespan above its bound)
+ * keeps its makespan.
  *
  * Invariants: topologies and chips are built in code; comparisons print both figures.
  */
@@ -114,6 +117,12 @@ static void test_coll_price_matches_lowered(void **state)
     printf("link bytes: priced %llu, lowered %llu\n", (unsigned long long)priced,
            (unsigned long long)lowered);
     assert_true(priced == lowered && priced > 0);
+    /* one-hop messages queue at their port: the makespan already exceeds the step-wise bound,
+     * so the price is not raised */
+    printf("step-wise bound %.12g s < price %.12g s\n", pr.bound_s[0], pr.prices[0].seconds);
+    assert_true(pr.bound_s[0] > 0 && pr.bound_s[0] < r.makespan_s);
+    assert_int_equal(pr.nraised, 0);
+    assert_int_equal(pr.raised[0], 0);
     sim_result_free(&r);
     coll_prices_free(&pr);
     sim_program_free(&p);
@@ -306,12 +315,13 @@ static double price_link_bound(const sim_coll_price *pr)
  * every chip sends 31 messages of 64 KiB, 15 or 16 each way, and every directed link carries
  * 128 of them (1 + ... + 15 hops, plus the half-way ones of half the chips), only 16 or 15 of
  * which enter it as their first hop. The analytic engine queues a message only at its first
- * link (sim/engine.h), so its price is the port's queue plus one contention-free 16-hop
- * message, far below the link-load bound it reports; the SystemC engine queues packets on
- * every link, so its price is at least the bound and, the links staying busy, at most one
- * route's pipeline latency above it. Both put the same bytes on every link. This is the
- * mechanism behind the engines' gap on the 2048-core runs (Switch-C's dimension-ordered
- * all-to-alls); a change to either link model shows up here. */
+ * link (sim/engine.h), so its makespan is the port's queue plus one contention-free 16-hop
+ * message, far below the link-load bound; the isolated price is raised to the step-wise
+ * bound, here (one step) the busiest link's load. The SystemC engine queues packets on every
+ * link, so its price (its makespan) is at least the bound and, the links staying busy, at
+ * most one route's pipeline latency above it. Both put the same bytes on every link. This is
+ * the mechanism behind the engines' gap on the 2048-core runs (Switch-C's dimension-ordered
+ * all-to-alls); a change to either link model or to the bound shows up here. */
 static void test_coll_price_dimorder_a2a_link_bound(void **state)
 {
     (void)state;
@@ -328,12 +338,19 @@ static void test_coll_price_dimorder_a2a_link_bound(void **state)
     assert_int_equal(a->nlinks, 64);
     for (int32_t k = 0; k < a->nlinks; k++)
         assert_int_equal(a->links[k].bytes, 128 * msg);
-    printf("link bound %.9g s (reported %.9g s); analytic %.9g s = %.3f x bound (port queue + "
-           "one 16-hop message: %.9g s)\n",
-           bound, price_link_bound(a), a->seconds, a->seconds / bound, port);
+    sim_result r = run_lowered(&p, &d, SIM_ENGINE_ANALYTIC);
+    printf("link bound %.9g s (reported %.9g s, step-wise %.9g s); analytic makespan %.9g s = "
+           "%.3f x bound (port queue + one 16-hop message: %.9g s); price %.9g s (diff %.3g)\n",
+           bound, price_link_bound(a), pa.bound_s[0], r.makespan_s, r.makespan_s / bound, port,
+           a->seconds, a->seconds - bound);
     assert_true(fabs(price_link_bound(a) - bound) <= 1e-12 * bound);
-    assert_true(fabs(a->seconds - port) <= 1e-9 * port);
-    assert_true(a->seconds < 0.5 * bound);
+    assert_true(fabs(r.makespan_s - port) <= 1e-9 * port);
+    assert_true(r.makespan_s < 0.5 * bound);
+    assert_true(fabs(pa.bound_s[0] - bound) <= 1e-12 * bound);
+    assert_true(a->seconds == pa.bound_s[0]);
+    assert_int_equal(pa.raised[0], 1);
+    assert_int_equal(pa.nraised, 1);
+    sim_result_free(&r);
 #if SWITCHSIM_HAVE_SYSTEMC
     coll_prices ps = price(&p, &d, SIM_ENGINE_SYSTEMC);
     assert_int_equal(ps.nprices, 1);
@@ -344,11 +361,48 @@ static void test_coll_price_dimorder_a2a_link_bound(void **state)
         assert_int_equal(s->links[k].bytes, a->links[k].bytes);
         assert_int_equal(s->links[k].packets, a->links[k].packets);
     }
-    printf("systemc %.9g s = %.3f x bound\n", s->seconds, s->seconds / bound);
+    sim_result rs = run_lowered(&p, &d, SIM_ENGINE_SYSTEMC);
+    printf("systemc %.9g s = %.3f x bound (lowered alone %.9g s)\n", s->seconds,
+           s->seconds / bound, rs.makespan_s);
+    assert_true(s->seconds == rs.makespan_s); /* not raised: SystemC prices are makespans */
+    assert_int_equal(ps.nraised, 0);
     assert_true(s->seconds >= bound);
+    sim_result_free(&rs);
     assert_true(s->seconds <= bound + sim_msg_latency_s(&m, 16));
     coll_prices_free(&ps);
 #endif
+    coll_prices_free(&pa);
+    sim_program_free(&p);
+}
+
+/* A uniform alltoall over an 8 x 4 torus (one core a chip), dimension-ordered: an x step
+ * (rings of 8: every chip sends 7 messages of 4 blocks; each directed x link carries 8 of them,
+ * 1 + 2 + 3 hops from every chip plus the half-way 4 hops from half of them) then a y step
+ * (rings of 4: 3 messages of 8 blocks; 2 per directed y link). The analytic price is the sum of
+ * the two steps' busiest links, 8 x 4 + 2 x 8 = 48 blocks of serialisation, above both the
+ * single busiest link (32 blocks) and the makespan. */
+static void test_coll_price_step_bound_sums_steps(void **state)
+{
+    (void)state;
+    test_pod d;
+    test_pod_init(&d, test_pod_chip("a2a-test", 1), test_pod_grid(2, 8, 4, 1, 1, 1), 0);
+    const uint64_t block = 65536;
+    sim_program p = dimorder_alltoall(&d, 32 * block);
+    sim_msg m;
+    sim_msg_init(&m, &d.chip, block, d.cfg.packet_bytes);
+    coll_prices pa = price(&p, &d, SIM_ENGINE_ANALYTIC);
+    sim_result r = run_lowered(&p, &d, SIM_ENGINE_ANALYTIC);
+    const double want = 48 * m.ser_s;
+    printf("step-wise bound %.9g s (want %.9g s, diff %.3g); busiest link %.9g s; makespan "
+           "%.9g s; price %.9g s\n",
+           pa.bound_s[0], want, pa.bound_s[0] - want, price_link_bound(&pa.prices[0]),
+           r.makespan_s, pa.prices[0].seconds);
+    assert_true(fabs(pa.bound_s[0] - want) <= 1e-12 * want);
+    assert_true(fabs(price_link_bound(&pa.prices[0]) - 32 * m.ser_s) <= 1e-12 * want);
+    assert_true(r.makespan_s < want);
+    assert_true(pa.prices[0].seconds == pa.bound_s[0]);
+    assert_int_equal(pa.nraised, 1);
+    sim_result_free(&r);
     coll_prices_free(&pa);
     sim_program_free(&p);
 }
@@ -362,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_coll_price_edges),
         cmocka_unit_test(test_coll_price_auto_pruning_is_exact),
         cmocka_unit_test(test_coll_price_dimorder_a2a_link_bound),
+        cmocka_unit_test(test_coll_price_step_bound_sums_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,11 @@ static void check_comm_modes(const char *run, const char *engine)
            num(low, "lowered_ops"), num(iso, "lowered_ops"), num(iso, "isolated_lowered_ops"),
            distinct, num(iso, "program_collectives"));
     assert_true(distinct >= 1 && distinct < num(iso, "program_collectives"));
+    const double raised = num(iso, "prices_raised_to_bound");
+    printf("prices raised to their step-wise link bound: %.0f of %.0f\n", raised, distinct);
+    assert_true(raised >= 0 && raised <= distinct);
+    if (strcmp(engine, "systemc") == 0) /* only analytic prices are raised */
+        assert_true(raised == 0);
     assert_true(num(iso, "lowered_ops") == num(iso, "program_ops"));
     assert_true(num(iso, "lowered_ops") < num(low, "lowered_ops"));
     json_decref(low);
