@@ -1,8 +1,8 @@
 /* This file implements the tests of the YAML tree and the schema-driven decoder of
- * common/cfg_parse.c and common/cfg_schema.c on a test schema that has one field of every type: node positions, the type
- * rules (quoted scalars are strings, true/false only, no fraction or exponent in integers,
- * null is "missing a value"), ranges, defaults, byte counts with units, suggestions and the
- * schema's JSON description.
+ * common/cfg_parse.c and common/cfg_schema.c on a test schema that has one field of every
+ * type: node positions, the type rules (quoted scalars are strings, true/false only, no
+ * fraction or exponent in integers, null is "missing a value"), ranges, defaults, byte
+ * counts with units, suggestions and the schema's JSON description.
  */
 #include <setjmp.h>
 #include <stdarg.h>
