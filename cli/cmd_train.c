@@ -221,6 +221,19 @@ static void copy_member(json_t *to, const char *key, const json_t *from, const c
     json_object_set_new(to, key, v ? json_deep_copy(v) : json_null());
 }
 
+/* Prints a run's summary to stdout and frees it and the run's results; an exit status. */
+static int print_summary(json_t *summary, json_t *res, int format)
+{
+    const int wrote = emit_result(stdout, summary, (emit_format)format);
+    json_decref(summary);
+    json_decref(res);
+    if (wrote != 0) {
+        cli_error("train", "cannot write the summary to stdout");
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 static json_t *summary_json(const json_t *res)
 {
     static const char *const top[] = {"model", "run", "seed", "steps", "steps_run", "nparams",
@@ -251,15 +264,7 @@ static int train_and_report(model_train_opts *t, int format)
         cli_error("train", "%s", err.msg);
         return st == SS_ERR_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
-    json_t *summary = summary_json(res);
-    const int wrote = emit_result(stdout, summary, (emit_format)format);
-    json_decref(summary);
-    json_decref(res);
-    if (wrote != 0) {
-        cli_error("train", "cannot write the summary to stdout");
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
+    return print_summary(summary_json(res), res, format);
 }
 
 /* ---- distributed ------------------------------------------------------------------------ */
@@ -308,15 +313,7 @@ static int train_distributed(run_cfg *run, const model_cfg *model, const train_c
         cli_error("train", "%s", err.msg);
         return st == SS_ERR_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
-    json_t *summary = dist_summary_json(res);
-    const int wrote = emit_result(stdout, summary, (emit_format)c->format);
-    json_decref(summary);
-    json_decref(res);
-    if (wrote != 0) {
-        cli_error("train", "cannot write the summary to stdout");
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
+    return print_summary(dist_summary_json(res), res, c->format);
 }
 
 int cmd_train(int argc, char **argv)
